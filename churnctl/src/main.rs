@@ -1,0 +1,75 @@
+//! `churnctl`: the platform's admin CLI over the same library crates the services use.
+
+mod data;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "churnctl",
+    version,
+    about = "Admin CLI of the churn MLOps platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending database migrations (safe to run while services start).
+    Migrate {
+        /// PostgreSQL URL.
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/churn"
+        )]
+        database_url: String,
+    },
+    /// Check and download customer data files.
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Migrate { database_url } => {
+            let applied = churn_store::migrate(&database_url).await?;
+            if applied.is_empty() {
+                println!(
+                    "schema is up to date ({} migrations)",
+                    churn_store::embedded_migrations().len()
+                );
+            } else {
+                println!("applied migrations: {applied:?}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data { command } => data::run(command).await,
+    }
+}

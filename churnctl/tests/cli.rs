@@ -1,0 +1,165 @@
+//! The churnctl binary end to end: data check, data fetch against a local server, and migrate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use axum::Router;
+use axum::routing::get;
+use churn_testkit::{TestDb, seed_data_path};
+
+fn churnctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_churnctl"))
+        .args(args)
+        .output()
+        .expect("churnctl runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn data_check_reports_7043_valid_rows_in_the_seed_file() {
+    let out = churnctl(&["data", "check", seed_data_path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).contains("7043 valid rows, 0 invalid rows"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn data_check_lists_each_invalid_row_with_every_error_and_fails() {
+    let seed = std::fs::read_to_string(seed_data_path()).unwrap();
+    let mut lines: Vec<String> = seed.lines().take(4).map(str::to_owned).collect();
+    lines[2] =
+        lines[2]
+            .replacen(",Female,", ",Robot,", 1)
+            .replacen(",Month-to-month,", ",Ten year,", 1);
+    lines[3] = lines[3].split(',').take(5).collect::<Vec<_>>().join(",");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.csv");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+
+    let out = churnctl(&["data", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("line 3"), "{text}");
+    assert!(text.contains("gender = \"Robot\""), "{text}");
+    assert!(text.contains("contract = \"Ten year\""), "{text}");
+    assert!(
+        text.contains("line 4: the row has 5 fields but the header has 33"),
+        "{text}"
+    );
+    assert!(text.contains("1 valid rows, 2 invalid rows"), "{text}");
+}
+
+#[test]
+fn data_check_of_an_empty_file_fails_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("empty.csv");
+    std::fs::write(&file, "").unwrap();
+    let out = churnctl(&["data", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the file is empty"));
+}
+
+#[test]
+fn data_check_of_a_missing_file_names_it() {
+    let out = churnctl(&["data", "check", "/nonexistent/telco.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/telco.csv"));
+}
+
+async fn serve_seed() -> String {
+    let bytes = std::fs::read(seed_data_path()).unwrap();
+    let app = Router::new().route("/telco.csv", get(move || async move { bytes.clone() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/telco.csv")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn data_fetch_downloads_and_verifies_the_pinned_file() {
+    let url = serve_seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("telco.csv");
+    let out = tokio::task::spawn_blocking({
+        let out_path = out_path.clone();
+        move || {
+            churnctl(&[
+                "data",
+                "fetch",
+                "--url",
+                &url,
+                "--out",
+                out_path.to_str().unwrap(),
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("verified"));
+    assert_eq!(
+        std::fs::read(&out_path).unwrap(),
+        std::fs::read(seed_data_path()).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn data_fetch_refuses_a_file_with_the_wrong_checksum() {
+    let url = serve_seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("telco.csv");
+    let wrong = "ab".repeat(32);
+    let out = tokio::task::spawn_blocking({
+        let out_path = out_path.clone();
+        move || {
+            churnctl(&[
+                "data",
+                "fetch",
+                "--url",
+                &url,
+                "--sha256",
+                &wrong,
+                "--out",
+                out_path.to_str().unwrap(),
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"));
+    assert!(!out_path.exists());
+}
+
+#[tokio::test]
+async fn migrate_from_two_processes_at_once_leaves_one_schema() {
+    let db = TestDb::empty().await;
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_churnctl"))
+            .args(["migrate", "--database-url", &db.url])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    let versions: Vec<i32> =
+        sqlx::query_scalar("select version from refinery_schema_history order by version")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let expected: Vec<i32> = churn_store::embedded_migrations()
+        .iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(versions, expected);
+    // A third run finds nothing to do.
+    let out = churnctl(&["migrate", "--database-url", &db.url]);
+    assert!(stdout(&out).contains("up to date"), "{out:?}");
+}

@@ -1,0 +1,78 @@
+//! Validation errors that name the field, the value given and the rule it broke.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Tenure is accepted up to ten years.
+pub const MAX_TENURE_MONTHS: u32 = 120;
+/// Free-text fields (country, state, city) longer than this are rejected.
+pub const MAX_TEXT_LEN: usize = 100;
+
+/// One broken rule of one field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    /// The field's snake_case name (or the unknown key as given).
+    pub field: String,
+    /// The value as received; `null` when the field was missing.
+    pub value: Value,
+    /// What the value must satisfy.
+    pub rule: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, value: Value, rule: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            value,
+            rule: rule.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.value.is_null() {
+            write!(f, "{}: {}", self.field, self.rule)
+        } else {
+            write!(f, "{} = {}: {}", self.field, self.value, self.rule)
+        }
+    }
+}
+
+/// Every problem found in one record; never empty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The error for `field`, if that field broke a rule.
+    pub fn for_field(&self, field: &str) -> Option<&FieldError> {
+        self.0.iter().find(|e| e.field == field)
+    }
+}
+
+impl std::fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}

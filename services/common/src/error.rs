@@ -1,0 +1,126 @@
+//! The services' API error: a status code and a JSON body `{error, details}`.
+//!
+//! 4xx bodies say what was wrong and what to do; 5xx bodies are opaque and the cause goes to the log.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in one sentence.
+    pub error: String,
+    /// Specifics: the invalid fields, the limit exceeded, …
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// An error a handler returns.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: String,
+    pub details: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: impl Into<String>, details: Value) -> Self {
+        Self {
+            status,
+            error: error.into(),
+            details,
+        }
+    }
+
+    pub fn bad_request(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error, json!({}))
+    }
+
+    /// 422 with the invalid fields.
+    pub fn invalid(error: impl Into<String>, details: Value) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, error, details)
+    }
+
+    pub fn not_found(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, error, json!({}))
+    }
+
+    pub fn unavailable(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, error, json!({}))
+    }
+
+    pub fn unauthorized(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, error, json!({}))
+    }
+
+    pub fn forbidden(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, error, json!({}))
+    }
+
+    /// 500 with an opaque body; `cause` is logged, not sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the service log",
+            json!({}),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.error,
+            details: self.details,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let error = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected a JSON body with Content-Type: application/json".to_owned()
+            }
+            JsonRejection::JsonSyntaxError(_) => "the body is not valid JSON".to_owned(),
+            JsonRejection::JsonDataError(_) => {
+                "the JSON body does not have the expected shape".to_owned()
+            }
+            JsonRejection::BytesRejection(_) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                "the body is larger than this service accepts".to_owned()
+            }
+            _ => "the request body could not be read".to_owned(),
+        };
+        // serde_json's message names the line and column (or the missing field), which helps fix the body.
+        Self::new(status, error, json!({ "reason": rejection.body_text() }))
+    }
+}
+
+/// A JSON body extractor whose rejection is an [`ApiError`], so malformed JSON gets the same
+/// `{error, details}` body as every other error.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// Fallback for unknown routes: 404 with the standard body.
+pub async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {} {}; see /openapi.json",
+        request.method(),
+        request.uri().path()
+    ))
+}

@@ -1,0 +1,10 @@
+//! Starts the scheduler service: reads its config from the environment and serves until SIGTERM.
+
+use churn_service::{Env, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = scheduler::config_from_env(&Env::Process)?;
+    telemetry::init(config.common.log_format);
+    scheduler::build(config).await?.run_until_stopped().await
+}
