@@ -3,8 +3,6 @@
 
 use std::process::{Command, Output};
 
-use axum::Router;
-use axum::routing::get;
 use churn_testkit::{TestDb, seed_data_path};
 
 fn churnctl(args: &[&str]) -> Output {
@@ -72,35 +70,37 @@ fn data_check_of_a_missing_file_names_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/telco.csv"));
 }
 
-async fn serve_seed() -> String {
-    let bytes = std::fs::read(seed_data_path()).unwrap();
-    let app = Router::new().route("/telco.csv", get(move || async move { bytes.clone() }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/telco.csv")
+/// Runs `churnctl data fetch` against the local server with `extra` arguments; returns its output and
+/// the destination path.
+async fn fetch(extra: &[&str]) -> (Output, tempfile::TempDir, std::path::PathBuf) {
+    let url = churn_testkit::serve_seed_file().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("telco.csv");
+    let mut args: Vec<String> = [
+        "data",
+        "fetch",
+        "--url",
+        &url,
+        "--out",
+        out_path.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    // The server runs on this runtime: run the blocking child process elsewhere.
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        churnctl(&args)
+    })
+    .await
+    .unwrap();
+    (out, dir, out_path)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn data_fetch_downloads_and_verifies_the_pinned_file() {
-    let url = serve_seed().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out_path = dir.path().join("telco.csv");
-    let out = tokio::task::spawn_blocking({
-        let out_path = out_path.clone();
-        move || {
-            churnctl(&[
-                "data",
-                "fetch",
-                "--url",
-                &url,
-                "--out",
-                out_path.to_str().unwrap(),
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let (out, _dir, out_path) = fetch(&[]).await;
     assert!(out.status.success(), "{out:?}");
     assert!(stdout(&out).contains("verified"));
     assert_eq!(
@@ -111,27 +111,8 @@ async fn data_fetch_downloads_and_verifies_the_pinned_file() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn data_fetch_refuses_a_file_with_the_wrong_checksum() {
-    let url = serve_seed().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out_path = dir.path().join("telco.csv");
     let wrong = "ab".repeat(32);
-    let out = tokio::task::spawn_blocking({
-        let out_path = out_path.clone();
-        move || {
-            churnctl(&[
-                "data",
-                "fetch",
-                "--url",
-                &url,
-                "--sha256",
-                &wrong,
-                "--out",
-                out_path.to_str().unwrap(),
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let (out, _dir, out_path) = fetch(&["--sha256", &wrong]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"));
     assert!(!out_path.exists());

@@ -1,24 +1,11 @@
 //! The verified seed download against a local HTTP server serving the real file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::Router;
-use axum::routing::get;
 use churn_store::seed::{SEED_SHA256, download_verified, sha256_file};
-use churn_testkit::seed_data_path;
-
-/// Serves the seed file's bytes at /telco.csv on 127.0.0.1 and returns the URL.
-async fn serve_seed() -> String {
-    let bytes = std::fs::read(seed_data_path()).unwrap();
-    let app = Router::new().route("/telco.csv", get(move || async move { bytes.clone() }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/telco.csv")
-}
 
 #[tokio::test]
 async fn the_download_is_saved_when_its_checksum_matches() {
-    let url = serve_seed().await;
+    let url = churn_testkit::serve_seed_file().await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("nested/telco.csv");
     let mut last = 0;
@@ -31,7 +18,7 @@ async fn the_download_is_saved_when_its_checksum_matches() {
 
 #[tokio::test]
 async fn a_checksum_mismatch_saves_nothing() {
-    let url = serve_seed().await;
+    let url = churn_testkit::serve_seed_file().await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("telco.csv");
     let wrong = "0".repeat(64);
@@ -52,7 +39,9 @@ async fn a_checksum_mismatch_saves_nothing() {
 
 #[tokio::test]
 async fn a_missing_file_on_the_server_is_a_download_error() {
-    let url = serve_seed().await.replace("telco.csv", "nope.csv");
+    let url = churn_testkit::serve_seed_file()
+        .await
+        .replace("telco.csv", "nope.csv");
     let dir = tempfile::tempdir().unwrap();
     let err = download_verified(&url, SEED_SHA256, &dir.path().join("x.csv"), |_, _| {})
         .await

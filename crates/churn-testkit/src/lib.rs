@@ -372,3 +372,34 @@ pub async fn check_operational_routes(app: &TestService) {
         "{text}"
     );
 }
+
+/// Stops the service's S3 server and checks `/ready` reports it, answering `expected_status`
+/// (503 where the object store is critical, 200 "degraded" where the service keeps working).
+pub async fn check_object_store_outage(app: &mut TestService, expected_status: u16) {
+    app.s3.stop().await;
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), expected_status);
+    let body: serde_json::Value = ready.json().await.expect("ready is JSON");
+    let expected = if expected_status == 503 {
+        "not_ready"
+    } else {
+        "degraded"
+    };
+    assert_eq!(body["status"], expected, "{body}");
+    assert_eq!(body["checks"]["object_store"]["ok"], false, "{body}");
+    assert_eq!(body["checks"]["database"]["ok"], true, "{body}");
+}
+
+/// Serves the seed file's bytes over HTTP at `http://127.0.0.1:PORT/telco.csv` for download tests;
+/// the server lives as long as the calling runtime.
+pub async fn serve_seed_file() -> String {
+    let bytes = std::fs::read(seed_data_path()).expect("seed data readable");
+    let app = axum::Router::new().route(
+        "/telco.csv",
+        axum::routing::get(move || async move { bytes.clone() }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/telco.csv")
+}

@@ -12,12 +12,6 @@ async fn health_ready_metrics_and_openapi_answer() {
 #[tokio::test]
 async fn ready_reports_an_unreachable_object_store() {
     let mut app = spawn_app(&[]).await;
-    app.s3.stop().await;
-    let ready = app.get("/ready").await;
-    assert_eq!(ready.status(), 503);
-    let body: serde_json::Value = ready.json().await.unwrap();
-    assert_eq!(body["status"], "not_ready");
-    assert_eq!(body["checks"]["object_store"]["ok"], false);
-    assert_eq!(body["checks"]["database"]["ok"], true);
+    churn_testkit::check_object_store_outage(&mut app, 503).await;
     app.shutdown().await;
 }
