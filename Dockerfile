@@ -13,7 +13,8 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home /var/lib/churn --create-home churn
+ && useradd --system --uid 10001 --home /var/lib/churn --create-home churn \
+ && mkdir -p /var/lib/churn/data && chown churn /var/lib/churn/data
 COPY --from=build /out/ /usr/local/bin/
 USER churn
 WORKDIR /var/lib/churn

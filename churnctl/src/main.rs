@@ -1,7 +1,10 @@
 //! `churnctl`: the platform's admin CLI over the same library crates the services use.
 
+mod bench;
 mod data;
 mod progress;
+mod registry_args;
+mod synth;
 
 use std::process::ExitCode;
 
@@ -34,6 +37,16 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: data::DataCommand,
+    },
+    /// Benchmarks behind BENCHMARKS.md (build with --release).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+    /// Fit, sample and score the Gaussian-copula synthesizer.
+    Synth {
+        #[command(subcommand)]
+        command: synth::SynthCommand,
     },
 }
 
@@ -71,5 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Data { command } => data::run(command).await,
+        Command::Bench { command } => bench::run(command).await.map(|()| ExitCode::SUCCESS),
+        Command::Synth { command } => synth::run(command).await.map(|()| ExitCode::SUCCESS),
     }
 }

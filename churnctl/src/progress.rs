@@ -63,6 +63,19 @@ impl Progress {
         self.emit(&text);
     }
 
+    /// Rows done so far of `total`.
+    pub fn rows(&mut self, done: u64, total: u64) {
+        if !self.due() {
+            return;
+        }
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let text = format!(
+            "{done} / {total} rows ({:.0}%, {rate:.0} rows/s)",
+            100.0 * done as f64 / total.max(1) as f64
+        );
+        self.emit(&text);
+    }
+
     /// Ends the progress display with the elapsed time.
     pub fn finish(&mut self) {
         let text = format!("done in {:.1} s", self.started.elapsed().as_secs_f64());

@@ -224,6 +224,17 @@ impl<R: Read> Iterator for CustomerReader<R> {
     }
 }
 
+/// Reads every customer of a file, failing on the first invalid row (whose error names its line).
+pub fn read_customers(path: &Path) -> Result<Vec<Customer>, Error> {
+    let customers = CustomerReader::open(path)?
+        .map(|row| row.map(|r| r.customer))
+        .collect::<Result<Vec<_>, _>>()?;
+    if customers.is_empty() {
+        return Err(Error::NoRows);
+    }
+    Ok(customers)
+}
+
 /// Which names the CSV header uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HeaderStyle {

@@ -13,7 +13,16 @@ use crate::validation::{FieldError, MAX_TENURE_MONTHS, MAX_TEXT_LEN, ValidationE
 ///
 /// Serializes to snake_case keys with the dataset's labels as values. Deserializing goes through
 /// [`Customer::from_json`], so it accepts the dataset's headers and the original API's names too.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "country": "United States", "state": "California", "city": "Los Angeles", "zip_code": "90003",
+    "latitude": 33.964131, "longitude": -118.272783, "gender": "Male", "senior_citizen": "No",
+    "partner": "No", "dependents": "No", "tenure_months": 2, "phone_service": "Yes",
+    "multiple_lines": "No", "internet_service": "DSL", "online_security": "Yes",
+    "online_backup": "Yes", "device_protection": "No", "tech_support": "No", "streaming_tv": "No",
+    "streaming_movies": "No", "contract": "Month-to-month", "paperless_billing": "Yes",
+    "payment_method": "Mailed check", "monthly_charges": 53.85, "total_charges": 108.15
+}))]
 pub struct Customer {
     pub country: String,
     pub state: String,

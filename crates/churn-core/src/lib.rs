@@ -18,12 +18,13 @@ pub mod category;
 pub mod csv_io;
 pub mod customer;
 pub mod field;
+pub mod metrics;
 pub mod validation;
 
 pub use category::{
     AddOn, Category, Contract, Gender, InternetService, MultipleLines, PaymentMethod, YesNo,
 };
-pub use csv_io::{CsvRow, CustomerReader, CustomerWriter, HeaderStyle};
+pub use csv_io::{CsvRow, CustomerReader, CustomerWriter, HeaderStyle, read_customers};
 pub use customer::{ADD_ON_FIELDS, Customer, Raw};
 pub use field::{Field, IGNORED_KEYS, LEAKAGE_COLUMNS};
 pub use validation::{FieldError, ValidationErrors};

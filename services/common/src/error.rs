@@ -37,6 +37,12 @@ impl ApiError {
         }
     }
 
+    /// Replaces the details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
     pub fn bad_request(error: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, error, json!({}))
     }

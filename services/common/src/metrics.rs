@@ -57,6 +57,10 @@ pub fn prometheus() -> &'static PrometheusHandle {
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"))
 )]
 pub async fn metrics_handler() -> Response {
+    if let Some((resident, peak)) = process_memory() {
+        metrics::gauge!("process_resident_memory_bytes").set(resident);
+        metrics::gauge!("process_resident_memory_peak_bytes").set(peak);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -65,6 +69,17 @@ pub async fn metrics_handler() -> Response {
         prometheus().render(),
     )
         .into_response()
+}
+
+/// Resident and peak resident memory of this process in bytes (Linux: /proc/self/status).
+fn process_memory() -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 /// Middleware (as a route layer) counting requests and timing them per route, method and status.

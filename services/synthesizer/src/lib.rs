@@ -1,51 +1,82 @@
-//! The synthesizer service: serves synthetic Telco customers drawn from a Gaussian copula fitted on real ones.
+//! The synthesizer service: serves synthetic Telco customers drawn from a Gaussian copula fitted on real
+//! ones. At start it loads the registry's current `synthesizer` version, fitting and registering one
+//! from the seed data when there is none.
 
-use axum::extract::State;
+mod api;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use churn_models::synthesizer;
+use churn_registry::Registry;
 use churn_service::config::SYNTHESIZER_PORT;
-use churn_service::health::{Readiness, infra_checks};
-use churn_service::{Application, Env, Infra, Limits, ServiceConfig, finish_router};
-use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use churn_service::{Application, ConfigError, Env, Infra, ServiceConfig};
+use churn_synth::Sampler;
+
+pub use api::router;
 
 /// The variable naming this service's port.
 pub const PORT_VAR: &str = "SYNTHESIZER_PORT";
 
+/// The service's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub service: ServiceConfig,
+    /// Largest `n` one request may ask for (SYNTHESIZE_MAX_ROWS, default 1,000,000).
+    pub max_rows: u64,
+    /// The seed data used when the registry has no synthesizer yet (CHURN_SEED_DATA).
+    pub seed_data: PathBuf,
+}
+
 /// Reads the service's configuration; an invalid variable is an error naming it.
-pub fn config_from_env(env: &Env) -> Result<ServiceConfig, churn_service::ConfigError> {
-    ServiceConfig::from_env(env, PORT_VAR, SYNTHESIZER_PORT)
+pub fn config_from_env(env: &Env) -> Result<Config, ConfigError> {
+    let max_rows = env.parse_or("SYNTHESIZE_MAX_ROWS", 1_000_000u64)?;
+    if max_rows == 0 {
+        return Err(ConfigError::Invalid {
+            name: "SYNTHESIZE_MAX_ROWS".into(),
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(Config {
+        service: ServiceConfig::from_env(env, PORT_VAR, SYNTHESIZER_PORT)?,
+        max_rows,
+        seed_data: env
+            .get(churn_core::SEED_DATA_ENV)
+            .map_or_else(churn_store::seed::seed_path, PathBuf::from),
+    })
+}
+
+/// The loaded model and where it came from.
+#[derive(Debug)]
+pub struct Loaded {
+    pub sampler: Sampler,
+    pub version: i32,
 }
 
 /// What handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub infra: Infra,
+    pub model: Arc<Loaded>,
+    pub max_rows: u64,
 }
 
-#[derive(OpenApi)]
-#[openapi(info(
-    title = "synthesizer",
-    description = "The synthesizer service: serves synthetic Telco customers drawn from a Gaussian copula fitted on real ones."
-))]
-struct ApiDoc;
-
-/// Connects to the database and object store and binds the listener.
-pub async fn build(config: ServiceConfig) -> anyhow::Result<Application> {
-    let infra = Infra::start(&config.common).await?;
-    let state = AppState { infra };
-    Application::bind(&config, PORT_VAR, router(state)).await
-}
-
-/// The service's routes with the shared middleware.
-pub fn router(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
-    let api = OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(ready));
-    finish_router(api, state, Limits::default())
-}
-
-/// `GET /ready`: the database and object store answer.
-#[utoipa::path(get, path = "/ready", tag = "operations", responses(
-    (status = 200, description = "Ready (or degraded but serving)", body = Readiness),
-    (status = 503, description = "Not ready", body = Readiness)))]
-async fn ready(State(state): State<AppState>) -> Readiness {
-    Readiness::from_checks(infra_checks(&state.infra, true).await)
+/// Connects, loads (or bootstraps) the synthesizer and binds the listener.
+pub async fn build(config: Config) -> anyhow::Result<Application> {
+    let infra = Infra::start(&config.service.common).await?;
+    let registry = Registry::new(infra.pool.clone(), infra.objects.clone());
+    let code_version = format!("synthesizer {}", env!("CARGO_PKG_VERSION"));
+    let (sampler, version) =
+        synthesizer::load_or_bootstrap(&registry, &config.seed_data, &code_version).await?;
+    tracing::info!(version = version.version, "serving synthesizer");
+    let state = AppState {
+        infra,
+        model: Arc::new(Loaded {
+            sampler,
+            version: version.version,
+        }),
+        max_rows: config.max_rows,
+    };
+    Application::bind(&config.service, PORT_VAR, api::router(state)).await
 }

@@ -5,6 +5,6 @@ use churn_service::{Env, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = synthesizer::config_from_env(&Env::Process)?;
-    telemetry::init(config.common.log_format);
+    telemetry::init(config.service.common.log_format);
     synthesizer::build(config).await?.run_until_stopped().await
 }

@@ -2,12 +2,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod health;
+mod synthesize;
 
 use churn_testkit::TestService;
 
 /// Starts the service with `extra` environment variables.
 pub async fn spawn_app(extra: &[(&str, &str)]) -> TestService {
-    TestService::spawn(synthesizer::PORT_VAR, extra, |env| async move {
+    let seed = churn_testkit::seed_data_path();
+    let mut env: Vec<(&str, &str)> = vec![("CHURN_SEED_DATA", seed.to_str().unwrap())];
+    env.extend_from_slice(extra);
+    TestService::spawn(synthesizer::PORT_VAR, &env, |env| async move {
         synthesizer::build(synthesizer::config_from_env(&env)?).await
     })
     .await

@@ -1,0 +1,173 @@
+//! The synthesizer in the registry: register a fitted copula, load the current one, or bootstrap the
+//! first version from the seed data.
+
+use std::path::Path;
+
+use churn_registry::{Lineage, ModelRef, ModelVersion, NewVersion, Registry, Selector};
+use churn_synth::{FitOptions, Sampler, SynthModel};
+
+use crate::Error;
+
+/// The synthesizer's registered model name.
+pub const MODEL_NAME: &str = "synthesizer";
+/// What reads a synthesizer artifact.
+pub const FLAVOR: &str = "churn-synth/gaussian-copula";
+/// The alias of the version services serve.
+pub const CURRENT_ALIAS: &str = "champion";
+
+/// How a synthesizer was trained, for its registry entry.
+#[derive(Debug, Clone)]
+pub struct TrainingInfo {
+    pub data_path: String,
+    pub data_sha256: String,
+    pub rows: usize,
+    pub seed: u64,
+    pub fit_seconds: f64,
+    pub code_version: String,
+}
+
+/// Registers a fitted model as a new version; it becomes the current one when there is none yet.
+/// Returns the version and whether it became current.
+pub async fn register(
+    registry: &Registry,
+    model: &SynthModel,
+    info: &TrainingInfo,
+) -> Result<(ModelVersion, bool), Error> {
+    let lock = registry.lock_model(MODEL_NAME).await?;
+    let registered = register_locked(registry, model, info).await?;
+    lock.release().await?;
+    Ok(registered)
+}
+
+/// [`register`] for a caller that already holds the model's lock.
+async fn register_locked(
+    registry: &Registry,
+    model: &SynthModel,
+    info: &TrainingInfo,
+) -> Result<(ModelVersion, bool), Error> {
+    let version = registry
+        .register(NewVersion {
+            model_name: MODEL_NAME.to_owned(),
+            flavor: FLAVOR.to_owned(),
+            artifact: model.to_bytes()?,
+            description: format!("Gaussian copula fitted on {}", info.data_path),
+            metrics: serde_json::json!({ "fit_seconds": info.fit_seconds }),
+            lineage: Lineage {
+                training_rows: Some(info.rows as u64),
+                training_data_sha256: Some(info.data_sha256.clone()),
+                code_version: info.code_version.clone(),
+                parent_version: None,
+                extra: serde_json::Map::from_iter([("seed".to_owned(), info.seed.into())]),
+            },
+            run_id: None,
+        })
+        .await?;
+    let current = registry
+        .set_alias_if_absent(MODEL_NAME, CURRENT_ALIAS, version.version)
+        .await?;
+    Ok((version, current))
+}
+
+/// Reads and checks a synthesizer artifact from the registry (checksum verified) or a file.
+pub async fn load(
+    registry: &Registry,
+    reference: &ModelRef,
+) -> Result<(Sampler, Option<ModelVersion>), Error> {
+    let (bytes, version) = registry.load(reference).await?;
+    if let Some(v) = &version
+        && v.flavor != FLAVOR
+    {
+        return Err(Error::Flavor {
+            reference: reference.to_string(),
+            found: v.flavor.clone(),
+            expected: FLAVOR,
+        });
+    }
+    let sampler = tokio::task::spawn_blocking(move || -> Result<Sampler, Error> {
+        Ok(Sampler::new(SynthModel::from_bytes(&bytes)?)?)
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))??;
+    Ok((sampler, version))
+}
+
+/// Loads the current synthesizer; when the registry has none, fits one on the seed data at `seed_path`
+/// (downloading the pinned file if it is missing) and registers it. Replicas starting together take
+/// turns on the model's advisory lock, so only one of them fits.
+pub async fn load_or_bootstrap(
+    registry: &Registry,
+    seed_path: &Path,
+    code_version: &str,
+) -> Result<(Sampler, ModelVersion), Error> {
+    if registry
+        .by_alias(MODEL_NAME, CURRENT_ALIAS)
+        .await?
+        .is_none()
+    {
+        let lock = registry.lock_model(MODEL_NAME).await?;
+        // Another replica may have bootstrapped while this one waited for the lock.
+        if registry
+            .by_alias(MODEL_NAME, CURRENT_ALIAS)
+            .await?
+            .is_none()
+        {
+            match registry.latest(MODEL_NAME).await? {
+                Some(latest) => {
+                    registry
+                        .set_alias_if_absent(MODEL_NAME, CURRENT_ALIAS, latest.version)
+                        .await?;
+                }
+                None => {
+                    tracing::info!(path = %seed_path.display(), "no synthesizer registered; fitting one on the seed data");
+                    churn_store::seed::ensure_seed(seed_path).await?;
+                    let path = seed_path.to_path_buf();
+                    let (model, info) =
+                        tokio::task::spawn_blocking(move || fit_file(&path, FitOptions::default()))
+                            .await
+                            .map_err(|e| Error::Task(e.to_string()))??;
+                    let info = TrainingInfo {
+                        code_version: code_version.to_owned(),
+                        ..info
+                    };
+                    let (version, _) = register_locked(registry, &model, &info).await?;
+                    tracing::info!(
+                        version = version.version,
+                        "registered the first synthesizer"
+                    );
+                }
+            }
+        }
+        lock.release().await?;
+    }
+    let current = ModelRef::Registry {
+        name: MODEL_NAME.to_owned(),
+        selector: Selector::Alias(CURRENT_ALIAS.to_owned()),
+    };
+    match load(registry, &current).await? {
+        (sampler, Some(version)) => Ok((sampler, version)),
+        // A registry reference always resolves to a version.
+        (_, None) => Err(Error::Registry(churn_registry::Error::AliasNotFound {
+            name: MODEL_NAME.to_owned(),
+            alias: CURRENT_ALIAS.to_owned(),
+        })),
+    }
+}
+
+/// Reads a CSV and fits a model on it, timing the fit.
+pub fn fit_file(path: &Path, options: FitOptions) -> Result<(SynthModel, TrainingInfo), Error> {
+    let customers = churn_core::read_customers(path)?;
+    let started = std::time::Instant::now();
+    let model = SynthModel::fit(&customers, options)?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    Ok((
+        model,
+        TrainingInfo {
+            data_path: path.display().to_string(),
+            data_sha256: churn_store::seed::sha256_file(path)?,
+            rows: customers.len(),
+            seed: options.seed,
+            fit_seconds,
+            code_version: String::new(),
+        },
+    ))
+}

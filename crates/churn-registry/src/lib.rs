@@ -1,0 +1,55 @@
+//! An MLflow-style model registry over PostgreSQL (metadata) and an object store (artifacts).
+//!
+//! - Registered models hold monotonically numbered versions; each version's artifact is written once
+//!   under a unique key with its SHA-256 recorded, and verified on every load.
+//! - Aliases (`champion`, `challenger`, …) point at versions; moving one is a single transaction that
+//!   also sends a `NOTIFY registry_events` so servers can reload at once.
+//! - Model references: `registry:NAME@ALIAS`, `registry:NAME/VERSION` (MLflow's `models:/NAME@ALIAS`
+//!   and `models:/NAME/VERSION` too), or a local file path.
+
+mod reference;
+mod registry;
+
+pub use reference::{ModelRef, Selector};
+pub use registry::{
+    ALIAS_CHANNEL, AliasEvent, Lineage, ModelLock, ModelSummary, ModelVersion, NewVersion,
+    Registry, sha256_hex,
+};
+
+/// Everything that can go wrong in the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid model reference {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+    #[error("invalid {what} {value:?}: {rule}")]
+    InvalidName {
+        what: &'static str,
+        value: String,
+        rule: &'static str,
+    },
+    #[error("model {name:?} is not registered")]
+    ModelNotFound { name: String },
+    #[error("model {name:?} has no version {version}")]
+    VersionNotFound { name: String, version: i32 },
+    #[error("model {name:?} has no alias {alias:?}")]
+    AliasNotFound { name: String, alias: String },
+    #[error(
+        "artifact {key} failed its checksum: recorded SHA-256 {expected}, stored bytes hash to {actual}; refusing to load a tampered or corrupt artifact"
+    )]
+    ChecksumMismatch {
+        key: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("metrics and lineage must be JSON objects: {0}")]
+    InvalidJson(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,505 @@
+//! Registry operations: register versions with checksummed artifacts, resolve references, move aliases.
+
+use chrono::{DateTime, Utc};
+use churn_store::ObjectStoreHandle;
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{Error, ModelRef, Selector};
+
+/// The Postgres channel alias moves are announced on; the payload is an [`AliasEvent`] as JSON.
+pub const ALIAS_CHANNEL: &str = "registry_events";
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub(crate) fn check_model_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            what: "model name",
+            value: name.to_owned(),
+            rule: "1-128 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit",
+        })
+    }
+}
+
+pub(crate) fn check_alias(alias: &str) -> Result<(), Error> {
+    let ok = (1..=64).contains(&alias.len())
+        && alias.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            what: "alias",
+            value: alias.to_owned(),
+            rule: "1-64 lower-case letters, digits, '_' or '-', starting with a letter",
+        })
+    }
+}
+
+/// Where a version came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub training_rows: Option<u64>,
+    pub training_data_sha256: Option<String>,
+    pub code_version: String,
+    pub parent_version: Option<i32>,
+    /// Anything else worth recording (seed, data path, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A version to register.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub model_name: String,
+    /// What reads the artifact, e.g. `churn-synth/gaussian-copula`.
+    pub flavor: String,
+    pub artifact: Vec<u8>,
+    pub description: String,
+    /// A JSON object of metric name → value.
+    pub metrics: Value,
+    pub lineage: Lineage,
+    pub run_id: Option<Uuid>,
+}
+
+/// A registered version.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ModelVersion {
+    pub model_name: String,
+    pub version: i32,
+    pub run_id: Option<Uuid>,
+    pub artifact_key: String,
+    pub artifact_sha256: String,
+    pub artifact_size: i64,
+    pub flavor: String,
+    pub description: String,
+    pub metrics: Json<Value>,
+    pub lineage: Json<Value>,
+    pub parent_version: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A registered model with its aliases.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ModelSummary {
+    pub name: String,
+    pub description: String,
+    pub latest_version: Option<i32>,
+    pub aliases: Json<Map<String, Value>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The payload of a NOTIFY on [`ALIAS_CHANNEL`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AliasEvent {
+    pub model: String,
+    pub alias: String,
+    /// The version the alias now points at; `None` when it was removed.
+    pub version: Option<i32>,
+}
+
+/// Holds a per-model transaction-level advisory lock until committed or dropped, so that two processes
+/// doing "check, then create" for the same model (e.g. bootstrapping a first version) take turns.
+#[derive(Debug)]
+pub struct ModelLock {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl ModelLock {
+    pub async fn release(self) -> Result<(), Error> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+const VERSION_COLUMNS: &str = "model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, \
+    flavor, description, metrics, lineage, parent_version, created_at";
+
+/// The registry: metadata in Postgres, artifacts in the object store.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pool: PgPool,
+    objects: ObjectStoreHandle,
+}
+
+impl Registry {
+    pub fn new(pool: PgPool, objects: ObjectStoreHandle) -> Self {
+        Self { pool, objects }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Registers a new version: the artifact is written under a unique key, then its metadata (with the
+    /// SHA-256) is committed. Version numbers per model are assigned under a row lock, so concurrent
+    /// registrations get distinct, increasing numbers.
+    pub async fn register(&self, new: NewVersion) -> Result<ModelVersion, Error> {
+        check_model_name(&new.model_name)?;
+        if !new.metrics.is_object() {
+            return Err(Error::InvalidJson(format!("metrics is {}", new.metrics)));
+        }
+        let lineage =
+            serde_json::to_value(&new.lineage).map_err(|e| Error::InvalidJson(e.to_string()))?;
+        let sha = sha256_hex(&new.artifact);
+        let size = new.artifact.len() as i64;
+
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("insert into registry.registered_models (name) values ($1) on conflict (name) do nothing")
+            .bind(&new.model_name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("select name from registry.registered_models where name = $1 for update")
+            .bind(&new.model_name)
+            .execute(&mut *tx)
+            .await?;
+        let version: i32 = sqlx::query_scalar(
+            "select coalesce(max(version), 0) + 1 from registry.model_versions where model_name = $1",
+        )
+        .bind(&new.model_name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let key = format!(
+            "models/{}/{version}/artifact-{}",
+            new.model_name,
+            &sha[..16]
+        );
+        let path = ObjectPath::from(key.as_str());
+        self.objects.store.put(&path, new.artifact.into()).await?;
+        let inserted = sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
+            "insert into registry.model_versions (model_name, version, run_id, artifact_key,
+                 artifact_sha256, artifact_size, flavor, description, metrics, lineage, parent_version)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             returning {VERSION_COLUMNS}"
+        )))
+        .bind(&new.model_name)
+        .bind(version)
+        .bind(new.run_id)
+        .bind(&key)
+        .bind(&sha)
+        .bind(size)
+        .bind(&new.flavor)
+        .bind(&new.description)
+        .bind(Json(&new.metrics))
+        .bind(Json(&lineage))
+        .bind(new.lineage.parent_version)
+        .fetch_one(&mut *tx)
+        .await;
+        let committed = match inserted {
+            Ok(row) => {
+                sqlx::query(
+                    "update registry.registered_models set updated_at = now() where name = $1",
+                )
+                .bind(&new.model_name)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await.map(|()| row)
+            }
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(row) => {
+                tracing::info!(model = %row.model_name, version = row.version, sha256 = %sha, "registered model version");
+                Ok(row)
+            }
+            Err(e) => {
+                // The metadata never landed: remove the orphaned artifact (best effort).
+                let _ = self.objects.store.delete(&path).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub async fn get(&self, name: &str, version: i32) -> Result<ModelVersion, Error> {
+        sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
+            "select {VERSION_COLUMNS} from registry.model_versions where model_name = $1 and version = $2"
+        )))
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::VersionNotFound {
+            name: name.to_owned(),
+            version,
+        })
+    }
+
+    /// The version an alias points at, if the alias exists.
+    pub async fn by_alias(&self, name: &str, alias: &str) -> Result<Option<ModelVersion>, Error> {
+        Ok(
+            sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
+                "select {} from registry.model_versions v
+             join registry.aliases a on a.model_name = v.model_name and a.version = v.version
+             where a.model_name = $1 and a.alias = $2",
+                VERSION_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("v.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+            .bind(name)
+            .bind(alias)
+            .fetch_optional(&self.pool)
+            .await?,
+        )
+    }
+
+    /// The highest version of a model, if it has any.
+    pub async fn latest(&self, name: &str) -> Result<Option<ModelVersion>, Error> {
+        Ok(
+            sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
+                "select {VERSION_COLUMNS} from registry.model_versions where model_name = $1
+             order by version desc limit 1"
+            )))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?,
+        )
+    }
+
+    /// The version a registry reference names.
+    pub async fn resolve(&self, name: &str, selector: &Selector) -> Result<ModelVersion, Error> {
+        match selector {
+            Selector::Version(v) => self.get(name, *v).await,
+            Selector::Alias(a) => {
+                self.by_alias(name, a)
+                    .await?
+                    .ok_or_else(|| Error::AliasNotFound {
+                        name: name.to_owned(),
+                        alias: a.clone(),
+                    })
+            }
+        }
+    }
+
+    /// Loads an artifact by reference: registry versions are read from the object store and verified;
+    /// a path is read from disk. Returns the bytes and the version (for registry references).
+    pub async fn load(
+        &self,
+        reference: &ModelRef,
+    ) -> Result<(Vec<u8>, Option<ModelVersion>), Error> {
+        match reference {
+            ModelRef::Path(p) => {
+                let bytes = tokio::fs::read(p).await.map_err(|source| Error::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Ok((bytes, None))
+            }
+            ModelRef::Registry { name, selector } => {
+                let version = self.resolve(name, selector).await?;
+                let bytes = self.load_artifact(&version).await?;
+                Ok((bytes, Some(version)))
+            }
+        }
+    }
+
+    /// Reads a version's artifact and checks it against the recorded SHA-256.
+    pub async fn load_artifact(&self, version: &ModelVersion) -> Result<Vec<u8>, Error> {
+        let bytes = self
+            .objects
+            .store
+            .get(&ObjectPath::from(version.artifact_key.as_str()))
+            .await?
+            .bytes()
+            .await?;
+        let actual = sha256_hex(&bytes);
+        if actual != version.artifact_sha256 {
+            return Err(Error::ChecksumMismatch {
+                key: version.artifact_key.clone(),
+                expected: version.artifact_sha256.clone(),
+                actual,
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Points `alias` at `version` and announces it, in one transaction.
+    pub async fn set_alias(&self, name: &str, alias: &str, version: i32) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        self.set_alias_in(&mut tx, name, alias, version).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Registry::set_alias`] inside a caller's transaction (e.g. with a promotion decision).
+    pub async fn set_alias_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        name: &str,
+        alias: &str,
+        version: i32,
+    ) -> Result<(), Error> {
+        check_alias(alias)?;
+        let exists: bool = sqlx::query_scalar(
+            "select exists (select 1 from registry.model_versions where model_name = $1 and version = $2)",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_one(&mut **tx)
+        .await?;
+        if !exists {
+            return Err(Error::VersionNotFound {
+                name: name.to_owned(),
+                version,
+            });
+        }
+        sqlx::query(
+            "insert into registry.aliases (model_name, alias, version) values ($1, $2, $3)
+             on conflict (model_name, alias) do update set version = excluded.version, updated_at = now()",
+        )
+        .bind(name)
+        .bind(alias)
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+        notify(tx, name, alias, Some(version)).await
+    }
+
+    /// Points `alias` at `version` only when the model has no such alias yet; returns whether it did.
+    pub async fn set_alias_if_absent(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i32,
+    ) -> Result<bool, Error> {
+        check_alias(alias)?;
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "insert into registry.aliases (model_name, alias, version) values ($1, $2, $3)
+             on conflict (model_name, alias) do nothing",
+        )
+        .bind(name)
+        .bind(alias)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            notify(&mut tx, name, alias, Some(version)).await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Removes an alias; returns whether it existed.
+    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await?;
+        let deleted =
+            sqlx::query("delete from registry.aliases where model_name = $1 and alias = $2")
+                .bind(name)
+                .bind(alias)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if deleted {
+            notify(&mut tx, name, alias, None).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Every registered model with its latest version and aliases.
+    pub async fn list_models(&self) -> Result<Vec<ModelSummary>, Error> {
+        Ok(sqlx::query_as::<_, ModelSummary>(
+            "select m.name, m.description, m.updated_at,
+                    (select max(version) from registry.model_versions v where v.model_name = m.name) as latest_version,
+                    coalesce((select jsonb_object_agg(a.alias, a.version) from registry.aliases a
+                              where a.model_name = m.name), '{}'::jsonb) as aliases
+             from registry.registered_models m order by m.name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A model's versions, newest first.
+    pub async fn list_versions(&self, name: &str) -> Result<Vec<ModelVersion>, Error> {
+        let versions = sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
+            "select {VERSION_COLUMNS} from registry.model_versions where model_name = $1 order by version desc"
+        )))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        if versions.is_empty() {
+            let known: bool = sqlx::query_scalar(
+                "select exists (select 1 from registry.registered_models where name = $1)",
+            )
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+            if !known {
+                return Err(Error::ModelNotFound {
+                    name: name.to_owned(),
+                });
+            }
+        }
+        Ok(versions)
+    }
+
+    /// A model's aliases as (alias, version).
+    pub async fn aliases(&self, name: &str) -> Result<Vec<(String, i32)>, Error> {
+        Ok(sqlx::query_as(
+            "select alias, version from registry.aliases where model_name = $1 order by alias",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Takes the per-model advisory lock (waiting for it); it is held until the returned lock is
+    /// released or dropped.
+    pub async fn lock_model(&self, name: &str) -> Result<ModelLock, Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended('registry:' || $1, 0))")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        Ok(ModelLock { tx })
+    }
+}
+
+async fn notify(
+    tx: &mut Transaction<'static, Postgres>,
+    model: &str,
+    alias: &str,
+    version: Option<i32>,
+) -> Result<(), Error> {
+    let payload = serde_json::to_string(&AliasEvent {
+        model: model.to_owned(),
+        alias: alias.to_owned(),
+        version,
+    })
+    .map_err(|e| Error::InvalidJson(e.to_string()))?;
+    // Delivered when the transaction commits, and never if it rolls back.
+    sqlx::query("select pg_notify($1, $2)")
+        .bind(ALIAS_CHANNEL)
+        .bind(payload)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
