@@ -26,6 +26,20 @@ pub enum BenchCommand {
         #[arg(long)]
         service_url: Option<String>,
     },
+    /// AutoML: test ROC AUC and training time on stratified 80/20 splits (each trained twice to check
+    /// determinism), optionally against FLAML on the same splits; prediction speed per family.
+    Train {
+        #[arg(long, env = "CHURN_SEED_DATA")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 60)]
+        time_budget_secs: u64,
+        /// Split seeds to evaluate.
+        #[arg(long, value_delimiter = ',', default_value = "0,1")]
+        split_seeds: Vec<u64>,
+        /// Python of the FLAML venv (see bench/flaml/README.md) to run the baseline on the same splits.
+        #[arg(long)]
+        flaml_python: Option<PathBuf>,
+    },
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -41,6 +55,22 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 bench_synth_service(&url, runs.max(1)).await?;
             }
             Ok(())
+        }
+        BenchCommand::Train {
+            data,
+            time_budget_secs,
+            split_seeds,
+            flaml_python,
+        } => {
+            tokio::task::spawn_blocking(move || {
+                bench_train(
+                    &data,
+                    time_budget_secs,
+                    &split_seeds,
+                    flaml_python.as_deref(),
+                )
+            })
+            .await?
         }
     }
 }
@@ -261,4 +291,192 @@ async fn bench_synth_service(url: &str, runs: usize) -> anyhow::Result<()> {
         "| service peak memory before → after the 1M stream | {before:.1} → {after:.1} MiB | flat |"
     );
     Ok(())
+}
+
+/// Splits `customers` into the stratified (train, test) pair `churnctl train` would use.
+fn split(customers: &[Customer], seed: u64) -> (Vec<Customer>, Vec<Customer>) {
+    let labels: Vec<bool> = customers
+        .iter()
+        .map(|c| c.churn_label.is_some_and(|l| l.is_yes()))
+        .collect();
+    let (train, test) = churn_automl::split::stratified_split(&labels, 0.2, seed);
+    (
+        train.iter().map(|i| customers[*i].clone()).collect(),
+        test.iter().map(|i| customers[*i].clone()).collect(),
+    )
+}
+
+/// Rows per second of `LoadedModel::predict` on `rows` (median of `runs`), and one-row latency in µs.
+fn prediction_speed(
+    model: &churn_automl::LoadedModel,
+    rows: &[Customer],
+    runs: usize,
+) -> (f64, f64) {
+    let batch = median(
+        (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                let p = model.predict(rows);
+                let secs = started.elapsed().as_secs_f64();
+                drop(p);
+                secs
+            })
+            .collect(),
+    );
+    let one = median(
+        (0..1000)
+            .map(|i| {
+                let row = std::slice::from_ref(&rows[i % rows.len()]);
+                let started = Instant::now();
+                let p = model.predict(row);
+                let secs = started.elapsed().as_secs_f64();
+                drop(p);
+                secs
+            })
+            .collect(),
+    );
+    (rows.len() as f64 / batch, one * 1e6)
+}
+
+pub fn bench_train(
+    data: &Path,
+    budget: u64,
+    seeds: &[u64],
+    flaml_python: Option<&Path>,
+) -> anyhow::Result<()> {
+    use churn_automl::estimators::{self, Estimator, GbdtParams, Params};
+    let customers = churn_core::read_customers(data)?;
+    let options = churn_automl::TrainOptions {
+        time_budget: std::time::Duration::from_secs(budget),
+        seed: 0,
+        ..churn_automl::TrainOptions::default()
+    };
+    println!(
+        "| split seed | our test ROC AUC | our model | training time | FLAML test ROC AUC | FLAML model | FLAML fit time |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut last_model = None;
+    for seed in seeds {
+        let (train, test) = split(&customers, *seed);
+        let model = churn_automl::train(&train, Some(&test), options, |_| {})?;
+        let loaded = churn_automl::LoadedModel::new(model.clone())?;
+        let ours = loaded.evaluate(&test)?;
+        let again = churn_automl::train(&train, Some(&test), options, |_| {})?;
+        let deterministic =
+            again.estimator == model.estimator && again.threshold == model.threshold;
+        let flaml = match flaml_python {
+            Some(python) => run_flaml(python, &train, &test, budget, *seed)?,
+            None => ("not run".to_owned(), String::new(), String::new()),
+        };
+        println!(
+            "| {seed} | {:.4} | {} | {:.1} s (deterministic: {}) | {} | {} | {} |",
+            ours.roc_auc.unwrap_or(f64::NAN),
+            model.family,
+            model.training.seconds,
+            if deterministic { "yes" } else { "NO" },
+            flaml.0,
+            flaml.1,
+            flaml.2
+        );
+        last_model = Some(model);
+    }
+    let Some(model) = last_model else {
+        return Ok(());
+    };
+
+    // Prediction speed of each family on 100,000 rows (the seed data repeated).
+    let rows: Vec<Customer> = customers.iter().cycle().take(100_000).cloned().collect();
+    let cols = churn_automl::features::feature_count();
+    let mut x = churn_automl::features::encode_all(&customers);
+    model.standardizer.apply(&mut x);
+    let labels: Vec<bool> = customers
+        .iter()
+        .map(|c| c.churn_label.is_some_and(|l| l.is_yes()))
+        .collect();
+    let with = |estimator: Estimator| -> anyhow::Result<churn_automl::LoadedModel> {
+        let mut m = model.clone();
+        m.estimator = estimator;
+        Ok(churn_automl::LoadedModel::new(m)?)
+    };
+    let linear = with(estimators::fit(
+        &Params::LinfaLogistic { alpha: 1.0 },
+        &x,
+        cols,
+        &labels,
+        0,
+    )?)?;
+    let gbdt = with(estimators::fit(
+        &Params::Gbdt(GbdtParams::default()),
+        &x,
+        cols,
+        &labels,
+        0,
+    )?)?;
+    let chosen = churn_automl::LoadedModel::new(model.clone())?;
+    println!();
+    println!("| in-process batch prediction (100,000 rows) | rows/s | one row |");
+    println!("|---|---|---|");
+    for (name, m) in [
+        ("logistic regression".to_owned(), &linear),
+        ("GBDT, 300 trees of depth 3".to_owned(), &gbdt),
+        (format!("the chosen {}", model.family), &chosen),
+    ] {
+        let (rate, one_us) = prediction_speed(m, &rows, 5);
+        println!("| {name} | {rate:.0} | {one_us:.1} µs |");
+    }
+    Ok(())
+}
+
+/// Runs the FLAML baseline (bench/flaml/run_flaml.py) on the same split; returns (AUC, model, fit time).
+fn run_flaml(
+    python: &Path,
+    train: &[Customer],
+    test: &[Customer],
+    budget: u64,
+    seed: u64,
+) -> anyhow::Result<(String, String, String)> {
+    let dir = tempfile::tempdir()?;
+    let write = |name: &str, rows: &[Customer]| -> anyhow::Result<PathBuf> {
+        let path = dir.path().join(name);
+        let mut w = churn_core::CustomerWriter::new(
+            std::fs::File::create(&path)?,
+            churn_core::HeaderStyle::Dataset,
+            true,
+        )?;
+        for c in rows {
+            w.write(c)?;
+        }
+        w.finish()?;
+        Ok(path)
+    };
+    let (train_path, test_path) = (write("train.csv", train)?, write("test.csv", test)?);
+    let json = dir.path().join("flaml.json");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/flaml/run_flaml.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .args(["--train"])
+        .arg(&train_path)
+        .arg("--test")
+        .arg(&test_path)
+        .args([
+            "--time-budget",
+            &budget.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .context("running the FLAML baseline")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "FLAML failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+    Ok((
+        format!("{:.4}", v["test_roc_auc"].as_f64().unwrap_or(f64::NAN)),
+        v["best_estimator"].as_str().unwrap_or("?").to_owned(),
+        format!("{:.1} s", v["fit_wall_s"].as_f64().unwrap_or(f64::NAN)),
+    ))
 }

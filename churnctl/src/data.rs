@@ -20,6 +20,20 @@ pub enum DataCommand {
         #[arg(long, default_value_t = u64::MAX, hide_default_value = true)]
         max_errors: u64,
     },
+    /// Split a labelled CSV into stratified train and test files (the split `churnctl train` makes).
+    Split {
+        #[arg(long)]
+        data: PathBuf,
+        /// Share of rows in the test file.
+        #[arg(long, default_value_t = 0.2)]
+        test_fraction: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        train_out: PathBuf,
+        #[arg(long)]
+        test_out: PathBuf,
+    },
     /// Download the seed dataset from its pinned URL and verify its SHA-256.
     Fetch {
         /// Where to save it.
@@ -41,6 +55,42 @@ pub enum DataCommand {
 pub async fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
     match command {
         DataCommand::Check { file, max_errors } => check(&file, max_errors),
+        DataCommand::Split {
+            data,
+            test_fraction,
+            seed,
+            train_out,
+            test_out,
+        } => {
+            let customers = churn_core::read_customers(&data)?;
+            let labels: Vec<bool> = customers
+                .iter()
+                .map(|c| c.churn_label.is_some_and(|l| l.is_yes()))
+                .collect();
+            anyhow::ensure!(
+                customers.iter().all(|c| c.churn_label.is_some()),
+                "{} has rows without a churn label; a stratified split needs labels",
+                data.display()
+            );
+            let (train, test) = churn_automl::split::stratified_split(&labels, test_fraction, seed);
+            for (indices, path) in [(&train, &train_out), (&test, &test_out)] {
+                let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+                let mut writer =
+                    churn_core::CustomerWriter::new(file, churn_core::HeaderStyle::Dataset, true)?;
+                for i in indices {
+                    writer.write(&customers[*i])?;
+                }
+                writer.finish()?.flush()?;
+            }
+            println!(
+                "{} train rows → {}, {} test rows → {}",
+                train.len(),
+                train_out.display(),
+                test.len(),
+                test_out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         DataCommand::Fetch { out, url, sha256 } => {
             let mut progress = Progress::new("downloading");
             seed::download_verified(&url, &sha256, &out, |done, total| {

@@ -2,9 +2,11 @@
 
 mod bench;
 mod data;
+mod models;
 mod progress;
 mod registry_args;
 mod synth;
+mod train;
 
 use std::process::ExitCode;
 
@@ -42,6 +44,34 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+    /// Train a churn classifier with AutoML (leaderboard, holdout metrics, optional registration).
+    Train(Box<train::TrainArgs>),
+    /// Add churn_probability and predicted_churn_label to every row of a CSV.
+    Predict {
+        /// registry:churn-classifier@champion, registry:churn-classifier/3, or a model.json path.
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        data: std::path::PathBuf,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        registry: registry_args::RegistryArgs,
+    },
+    /// Print every metric of a model on labelled data.
+    Evaluate {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        data: std::path::PathBuf,
+        #[command(flatten)]
+        registry: registry_args::RegistryArgs,
+    },
+    /// List, inspect and promote registered models.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
     },
     /// Fit, sample and score the Gaussian-copula synthesizer.
     Synth {
@@ -84,6 +114,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Data { command } => data::run(command).await,
+        Command::Train(args) => train::train(*args).await.map(|_| ExitCode::SUCCESS),
+        Command::Predict {
+            model,
+            data,
+            out,
+            registry,
+        } => {
+            let model = train::load(&model, &registry).await?;
+            let rows = tokio::task::spawn_blocking(move || {
+                train::predict_csv(&model, &data, &out).map(|n| (n, out))
+            })
+            .await??;
+            println!(
+                "wrote {} rows with predictions to {}",
+                rows.0,
+                rows.1.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Evaluate {
+            model,
+            data,
+            registry,
+        } => {
+            let model = train::load(&model, &registry).await?;
+            tokio::task::spawn_blocking(move || train::evaluate(&model, &data)).await??;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models { command } => models::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::Bench { command } => bench::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::Synth { command } => synth::run(command).await.map(|()| ExitCode::SUCCESS),
     }

@@ -14,6 +14,7 @@
 //! - **Every problem at once.** Parsing never stops at the first bad field: the error lists each field,
 //!   the value received and the rule broken.
 
+pub mod artifact;
 pub mod category;
 pub mod csv_io;
 pub mod customer;

@@ -9,11 +9,12 @@ pub const MAX_TENURE_MONTHS: u32 = 120;
 pub const MAX_TEXT_LEN: usize = 100;
 
 /// One broken rule of one field.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field's snake_case name (or the unknown key as given).
     pub field: String,
     /// The value as received; `null` when the field was missing.
+    #[schema(value_type = Object)]
     pub value: Value,
     /// What the value must satisfy.
     pub rule: String,

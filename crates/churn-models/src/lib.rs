@@ -2,7 +2,34 @@
 //! loaded. It joins the registry (which knows nothing of model formats) with the model crates (which
 //! know nothing of storage).
 
+pub mod classifier;
 pub mod synthesizer;
+
+use churn_registry::{ModelRef, ModelVersion, Registry};
+
+/// Reads an artifact by reference (registry versions are checksum-verified), refuses a registry version
+/// of another flavor, and parses it with `parse` off the async threads.
+pub(crate) async fn load_artifact<T: Send + 'static>(
+    registry: &Registry,
+    reference: &ModelRef,
+    flavor: &'static str,
+    parse: impl FnOnce(&[u8]) -> Result<T, Error> + Send + 'static,
+) -> Result<(T, Option<ModelVersion>), Error> {
+    let (bytes, version) = registry.load(reference).await?;
+    if let Some(v) = &version
+        && v.flavor != flavor
+    {
+        return Err(Error::Flavor {
+            reference: reference.to_string(),
+            found: v.flavor.clone(),
+            expected: flavor,
+        });
+    }
+    let parsed = tokio::task::spawn_blocking(move || parse(&bytes))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+    Ok((parsed, version))
+}
 
 /// Everything that can go wrong registering or loading a platform model.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +38,8 @@ pub enum Error {
     Registry(#[from] churn_registry::Error),
     #[error(transparent)]
     Synth(#[from] churn_synth::Error),
+    #[error(transparent)]
+    Automl(#[from] churn_automl::Error),
     #[error(transparent)]
     Data(#[from] churn_core::Error),
     #[error(transparent)]

@@ -73,22 +73,10 @@ pub async fn load(
     registry: &Registry,
     reference: &ModelRef,
 ) -> Result<(Sampler, Option<ModelVersion>), Error> {
-    let (bytes, version) = registry.load(reference).await?;
-    if let Some(v) = &version
-        && v.flavor != FLAVOR
-    {
-        return Err(Error::Flavor {
-            reference: reference.to_string(),
-            found: v.flavor.clone(),
-            expected: FLAVOR,
-        });
-    }
-    let sampler = tokio::task::spawn_blocking(move || -> Result<Sampler, Error> {
-        Ok(Sampler::new(SynthModel::from_bytes(&bytes)?)?)
+    crate::load_artifact(registry, reference, FLAVOR, |bytes| {
+        Ok(Sampler::new(SynthModel::from_bytes(bytes)?)?)
     })
     .await
-    .map_err(|e| Error::Task(e.to_string()))??;
-    Ok((sampler, version))
 }
 
 /// Loads the current synthesizer; when the registry has none, fits one on the seed data at `seed_path`

@@ -9,12 +9,14 @@
 
 mod reference;
 mod registry;
+mod runs;
 
 pub use reference::{ModelRef, Selector};
 pub use registry::{
     ALIAS_CHANNEL, AliasEvent, Lineage, ModelLock, ModelSummary, ModelVersion, NewVersion,
     Registry, sha256_hex,
 };
+pub use runs::{Decision, NewRun, Run, RunStatus};
 
 /// Everything that can go wrong in the registry.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,8 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error("run {run_id} does not exist")]
+    RunNotFound { run_id: uuid::Uuid },
     #[error("metrics and lineage must be JSON objects: {0}")]
     InvalidJson(String),
     #[error("database error: {0}")]

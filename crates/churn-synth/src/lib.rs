@@ -31,10 +31,8 @@ pub enum Error {
     MissingLabel { index: usize },
     #[error("the synthesizer artifact is invalid: {0}")]
     Artifact(String),
-    #[error(
-        "the synthesizer artifact has schema version {found}, this build reads version {expected}; refit the model"
-    )]
-    SchemaVersion { found: u32, expected: u32 },
+    #[error("synthesizer: {0}")]
+    Format(#[from] churn_core::artifact::ArtifactError),
     #[error("numerical problem: {0}")]
     Numerical(String),
 }

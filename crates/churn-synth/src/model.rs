@@ -206,20 +206,7 @@ impl SynthModel {
 
     /// Reads an artifact, refusing other schema versions.
     pub fn from_bytes(bytes: &[u8]) -> Result<SynthModel, Error> {
-        #[derive(Deserialize)]
-        struct Header {
-            schema_version: u32,
-        }
-        let header: Header =
-            serde_json::from_slice(bytes).map_err(|e| Error::Artifact(e.to_string()))?;
-        if header.schema_version != SCHEMA_VERSION {
-            return Err(Error::SchemaVersion {
-                found: header.schema_version,
-                expected: SCHEMA_VERSION,
-            });
-        }
-        let model: SynthModel =
-            serde_json::from_slice(bytes).map_err(|e| Error::Artifact(e.to_string()))?;
+        let model: SynthModel = churn_core::artifact::from_json(bytes, SCHEMA_VERSION)?;
         model.check()?;
         Ok(model)
     }

@@ -5,6 +5,6 @@ use churn_service::{Env, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = classifier::config_from_env(&Env::Process)?;
-    telemetry::init(config.common.log_format);
+    telemetry::init(config.service.common.log_format);
     classifier::build(config).await?.run_until_stopped().await
 }

@@ -130,3 +130,16 @@ pub async fn not_found(request: Request) -> ApiError {
         request.uri().path()
     ))
 }
+
+/// Fallback for a known route called with the wrong method: 405 with the standard body.
+pub async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}; see /openapi.json",
+            request.method(),
+            request.uri().path()
+        ),
+        json!({}),
+    )
+}

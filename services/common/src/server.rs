@@ -96,6 +96,7 @@ where
         .route("/openapi.json", get(move || async move { ApiJson(spec) }))
         .route_layer(middleware::from_fn(track_http))
         .fallback(crate::error::not_found)
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
         .with_state(state)
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             with_timeout(req, next, limits.timeout)

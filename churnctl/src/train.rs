@@ -1,0 +1,339 @@
+//! `churnctl train|predict|evaluate`: AutoML training with a leaderboard, batch prediction to CSV, and
+//! every metric of a model on labelled data.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use churn_automl::split::stratified_split;
+use churn_automl::{ChurnModel, Event, LoadedModel, TrainOptions};
+use churn_core::metrics::Metrics;
+use churn_core::{Customer, CustomerReader};
+use churn_models::classifier;
+use churn_registry::ModelRef;
+use clap::Args;
+
+use crate::registry_args::RegistryArgs;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Labelled training data (the IBM Telco layout).
+    #[arg(long, env = "CHURN_SEED_DATA")]
+    pub data: PathBuf,
+    /// Search budget in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub time_budget_secs: u64,
+    /// Seed of the search; the same data, seed and budget give the same model.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Share of the data held out (stratified) for testing and promotion; the search never reads it.
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout: f64,
+    /// Seed of the holdout split.
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// Use this labelled file as the held-out test set instead of splitting `--data`.
+    #[arg(long)]
+    pub test_data: Option<PathBuf>,
+    /// Write model.json, metrics.json and leaderboard.json here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Register the model as a new version of churn-classifier and run champion/challenger.
+    #[arg(long)]
+    pub register: bool,
+    /// Promotion needs the candidate's test ROC AUC to beat the champion's by more than this.
+    #[arg(long, default_value_t = 0.0)]
+    pub promotion_margin: f64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<Customer>> {
+    churn_core::read_customers(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn print_metrics(label: &str, m: &Metrics) {
+    let opt = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.4}"));
+    println!(
+        "{label:<10} roc_auc {}  pr_auc {}  log_loss {:.4}  brier {:.4}  accuracy {:.4}  precision {:.4}  recall {:.4}  f1 {:.4}  (n={}, positives={}, threshold={:.3})",
+        opt(m.roc_auc),
+        opt(m.pr_auc),
+        m.log_loss,
+        m.brier,
+        m.accuracy,
+        m.precision,
+        m.recall,
+        m.f1,
+        m.n,
+        m.positives,
+        m.threshold
+    );
+}
+
+/// Trains and reports; returns the model and its metrics on the held-out rows.
+pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metrics>)> {
+    anyhow::ensure!(
+        (0.0..0.9).contains(&args.holdout),
+        "--holdout {} must be at least 0 and below 0.9",
+        args.holdout
+    );
+    let all = read(&args.data)?;
+    let (train_rows, test_rows) = match &args.test_data {
+        Some(path) => (all, read(path)?),
+        None if args.holdout > 0.0 => {
+            let labels: Vec<bool> = all
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    c.churn_label.map(|l| l.is_yes()).with_context(|| {
+                        format!(
+                            "row {} of {} has no churn label",
+                            i + 1,
+                            args.data.display()
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let (train_idx, test_idx) = stratified_split(&labels, args.holdout, args.split_seed);
+            (
+                train_idx.iter().map(|i| all[*i].clone()).collect(),
+                test_idx.iter().map(|i| all[*i].clone()).collect(),
+            )
+        }
+        None => (all, Vec::new()),
+    };
+    println!(
+        "training on {} rows, {} held out; budget {} s, seed {}",
+        train_rows.len(),
+        test_rows.len(),
+        args.time_budget_secs,
+        args.seed
+    );
+    let options = TrainOptions {
+        time_budget: Duration::from_secs(args.time_budget_secs),
+        seed: args.seed,
+        threads: args.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
+        ..TrainOptions::default()
+    };
+    let holdout = (!test_rows.is_empty()).then_some(test_rows.as_slice());
+    let train_for_blocking = train_rows.clone();
+    let holdout_for_blocking: Option<Vec<Customer>> = holdout.map(<[Customer]>::to_vec);
+    let model = tokio::task::spawn_blocking(move || {
+        churn_automl::train(
+            &train_for_blocking,
+            holdout_for_blocking.as_deref(),
+            options,
+            |event| match event {
+                Event::Trial(trial, leader) => eprintln!(
+                    "trial {:>3}  {:<20} cv roc_auc {:.4}  {:>6.2} s   best: {} {:.4}",
+                    trial.number,
+                    trial.family,
+                    trial.cv_roc_auc,
+                    trial.seconds,
+                    leader.family,
+                    leader.cv_roc_auc
+                ),
+                Event::Refit { family, cv_roc_auc } => {
+                    eprintln!(
+                        "refitting {family} (cv roc_auc {cv_roc_auc:.4}) on all training rows"
+                    )
+                }
+            },
+        )
+    })
+    .await??;
+
+    println!(
+        "\nleaderboard (top 10 of {} trials)",
+        model.training.trials.len()
+    );
+    let mut board = model.training.trials.clone();
+    board.sort_by(|a, b| b.cv_roc_auc.total_cmp(&a.cv_roc_auc));
+    println!(
+        "{:>5}  {:<20} {:>10}  {:>8}  params",
+        "trial", "family", "cv roc_auc", "seconds"
+    );
+    for t in board.iter().take(10) {
+        println!(
+            "{:>5}  {:<20} {:>10.4}  {:>8.2}  {}",
+            t.number, t.family, t.cv_roc_auc, t.seconds, t.params
+        );
+    }
+    println!(
+        "\nchosen: {} (threshold {:.3}, trained in {:.1} s{})",
+        model.family,
+        model.threshold,
+        model.training.seconds,
+        if model.training.stopped_by_clock {
+            "; the wall clock cut the search short"
+        } else {
+            ""
+        }
+    );
+    print_metrics("cv", &model.training.cv_metrics);
+    let loaded = LoadedModel::new(model.clone())?;
+    let test_metrics = match holdout {
+        Some(rows) => {
+            let m = loaded.evaluate(rows)?;
+            print_metrics("test", &m);
+            Some(m)
+        }
+        None => None,
+    };
+    println!("feature importance (ROC AUC drop when shuffled):");
+    for i in model.importance.iter().take(8) {
+        println!("  {:<20} {:+.4}", i.field, i.importance);
+    }
+
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("model.json"), model.to_bytes()?)?;
+        std::fs::write(
+            dir.join("metrics.json"),
+            serde_json::to_vec_pretty(&serde_json::json!({
+                "cv": model.training.cv_metrics,
+                "test": test_metrics,
+                "feature_importance": model.importance,
+            }))?,
+        )?;
+        std::fs::write(
+            dir.join("leaderboard.json"),
+            serde_json::to_vec_pretty(&board)?,
+        )?;
+        println!(
+            "wrote model.json, metrics.json and leaderboard.json to {}",
+            dir.display()
+        );
+    }
+
+    if args.register {
+        let registry = args.registry.open().await?;
+        let info = classifier::TrainingInfo {
+            data_path: args.data.display().to_string(),
+            data_sha256: churn_store::seed::sha256_file(&args.data)?,
+            train_rows: train_rows.len(),
+            holdout_rows: test_rows.len(),
+            split_seed: args.split_seed,
+            code_version: format!("churnctl {}", env!("CARGO_PKG_VERSION")),
+        };
+        let version = classifier::register(&registry, &model, test_metrics.as_ref(), &info).await?;
+        println!(
+            "registered {} version {}",
+            classifier::MODEL_NAME,
+            version.version
+        );
+        anyhow::ensure!(
+            !test_rows.is_empty(),
+            "champion/challenger needs held-out rows; use --holdout or --test-data"
+        );
+        let decision = classifier::promote_if_better(
+            &registry,
+            &version,
+            &loaded,
+            &test_rows,
+            args.promotion_margin,
+        )
+        .await?;
+        println!(
+            "{}: {}",
+            if decision.promoted {
+                "promoted to champion"
+            } else {
+                "kept as challenger"
+            },
+            decision.reason
+        );
+    }
+    Ok((model, test_metrics))
+}
+
+/// Loads a classifier from a file or a registry reference.
+pub async fn load(reference: &str, registry: &RegistryArgs) -> anyhow::Result<LoadedModel> {
+    let reference: ModelRef = reference.parse()?;
+    match &reference {
+        ModelRef::Path(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            Ok(LoadedModel::from_bytes(&bytes)?)
+        }
+        ModelRef::Registry { .. } => Ok(classifier::load(&registry.open().await?, &reference)
+            .await?
+            .0),
+    }
+}
+
+/// Writes the input rows in order with `churn_probability` and `predicted_churn_label` appended.
+/// Every row must be valid; the first invalid one stops the run naming its line and errors.
+pub fn predict_csv(model: &LoadedModel, data: &Path, out: &Path) -> anyhow::Result<usize> {
+    let customers: Vec<Customer> = CustomerReader::open(data)?
+        .map(|row| row.map(|r| r.customer))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", data.display()))?;
+    let probabilities = model.predict(&customers);
+
+    // Copy the input records as they are, so columns the model ignores survive.
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(data)
+        .with_context(|| format!("reading {}", data.display()))?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(tmp));
+    let mut header = reader.byte_headers()?.clone();
+    if let Some(first) = header.get(0) {
+        // Drop a UTF-8 byte-order mark so the output header is clean.
+        let cleaned = first
+            .strip_prefix(b"\xef\xbb\xbf")
+            .unwrap_or(first)
+            .to_vec();
+        let rest: Vec<Vec<u8>> = header.iter().skip(1).map(<[u8]>::to_vec).collect();
+        header = csv::ByteRecord::from(std::iter::once(cleaned).chain(rest).collect::<Vec<_>>());
+    }
+    header.push_field(b"churn_probability");
+    header.push_field(b"predicted_churn_label");
+    writer.write_byte_record(&header)?;
+    let mut rows = 0;
+    for (record, p) in reader.byte_records().zip(&probabilities) {
+        let mut record = record?;
+        record.push_field(format!("{p:.6}").as_bytes());
+        record.push_field(if model.label(*p) { b"Yes" } else { b"No" });
+        writer.write_byte_record(&record)?;
+        rows += 1;
+    }
+    anyhow::ensure!(
+        rows == probabilities.len(),
+        "{} has {rows} CSV records but {} customers were read; check for blank or malformed lines",
+        data.display(),
+        probabilities.len()
+    );
+    let inner = writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+    let tmp = inner.into_inner().map_err(|e| e.into_error())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    std::io::stdout().flush()?;
+    Ok(rows)
+}
+
+/// Every metric of `model` on labelled data, printed.
+pub fn evaluate(model: &LoadedModel, data: &Path) -> anyhow::Result<Metrics> {
+    let customers = read(data)?;
+    let metrics = model.evaluate(&customers)?;
+    println!(
+        "model: {} (threshold {:.3})",
+        model.model.family, model.model.threshold
+    );
+    print_metrics("metrics", &metrics);
+    Ok(metrics)
+}

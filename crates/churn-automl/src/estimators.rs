@@ -1,0 +1,381 @@
+//! The model families: logistic regression (linfa-logistic and smartcore) and gradient-boosted trees
+//! (forust-ml), all scoring in log-odds of churn on standardized features, and blends of them.
+
+use forust_ml::Matrix;
+use forust_ml::gradientbooster::{ContributionsMethod, GradientBooster};
+use forust_ml::objective::ObjectiveType;
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+use smartcore::linalg::basic::arrays::Array;
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::linear::logistic_regression::{
+    LogisticRegression as SmartLogistic, LogisticRegressionParameters,
+};
+
+use crate::Error;
+
+/// Hyper-parameters of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum Params {
+    /// L2-regularized logistic regression by linfa-logistic (L-BFGS); `alpha` weighs ½‖w‖².
+    LinfaLogistic { alpha: f64 },
+    /// L2-regularized logistic regression by smartcore; probabilities from its coefficients.
+    SmartcoreLogistic { alpha: f64 },
+    /// Gradient-boosted trees by forust-ml on log loss.
+    Gbdt(GbdtParams),
+}
+
+impl Params {
+    pub fn family(&self) -> &'static str {
+        match self {
+            Params::LinfaLogistic { .. } => "linfa_logistic",
+            Params::SmartcoreLogistic { .. } => "smartcore_logistic",
+            Params::Gbdt(_) => "gbdt",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GbdtParams {
+    pub iterations: usize,
+    pub learning_rate: f32,
+    pub max_depth: usize,
+    pub min_leaf_weight: f32,
+    pub l2: f32,
+    pub subsample: f32,
+    pub colsample_bytree: f64,
+    /// Weight positives by negatives/positives so both classes carry equal weight.
+    pub balanced: bool,
+}
+
+impl Default for GbdtParams {
+    /// A sensible first candidate: 300 shallow trees with a small learning rate.
+    fn default() -> Self {
+        Self {
+            iterations: 300,
+            learning_rate: 0.03,
+            max_depth: 3,
+            min_leaf_weight: 5.0,
+            l2: 1.0,
+            subsample: 1.0,
+            colsample_bytree: 1.0,
+            balanced: false,
+        }
+    }
+}
+
+/// A fitted estimator, as stored in the artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Estimator {
+    /// score = w·x + b on standardized features.
+    Linear { weights: Vec<f64>, intercept: f64 },
+    /// forust-ml's JSON dump; it predicts log-odds.
+    Gbdt { booster: String },
+    /// Weighted sum of member scores.
+    Blend { members: Vec<(f64, Estimator)> },
+}
+
+/// An estimator ready to score (boosters parsed once).
+pub enum Prepared {
+    Linear {
+        weights: Vec<f64>,
+        intercept: f64,
+    },
+    /// The booster (for explanations) and its trees flattened for fast scoring.
+    Gbdt(Box<GradientBooster>, Forest),
+    Blend(Vec<(f64, Prepared)>),
+}
+
+/// A boosted forest flattened into one array of nodes. Scoring walks it directly on row-major rows:
+/// no column-major copy and no allocation per tree, which is what makes one-row predictions cheap.
+#[derive(Debug, Clone)]
+pub struct Forest {
+    base: f64,
+    roots: Vec<u32>,
+    nodes: Vec<ForestNode>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ForestNode {
+    /// Split feature, or `u32::MAX` for a leaf.
+    feature: u32,
+    /// Split value; the leaf's value for a leaf.
+    value: f64,
+    left: u32,
+    right: u32,
+}
+
+impl Forest {
+    fn from_booster(booster: &GradientBooster) -> Self {
+        let count = booster.prediction_iteration.unwrap_or(booster.trees.len());
+        let mut roots = Vec::with_capacity(count);
+        let mut nodes = Vec::new();
+        for tree in booster.trees.iter().take(count) {
+            let offset = nodes.len() as u32;
+            roots.push(offset);
+            // forust numbers nodes by position in `tree.nodes`; children refer to those numbers.
+            for node in &tree.nodes {
+                nodes.push(if node.is_leaf {
+                    ForestNode {
+                        feature: u32::MAX,
+                        value: f64::from(node.weight_value),
+                        left: 0,
+                        right: 0,
+                    }
+                } else {
+                    ForestNode {
+                        feature: node.split_feature as u32,
+                        value: node.split_value,
+                        left: offset + node.left_child as u32,
+                        right: offset + node.right_child as u32,
+                    }
+                });
+            }
+        }
+        Self {
+            base: booster.base_score,
+            roots,
+            nodes,
+        }
+    }
+
+    /// Log-odds for one row. Features are always finite here, so forust's missing-value branch never
+    /// applies.
+    #[inline]
+    fn score(&self, row: &[f64]) -> f64 {
+        let mut total = self.base;
+        for root in &self.roots {
+            let mut node = &self.nodes[*root as usize];
+            while node.feature != u32::MAX {
+                let next = if row[node.feature as usize] < node.value {
+                    node.left
+                } else {
+                    node.right
+                };
+                node = &self.nodes[next as usize];
+            }
+            total += node.value;
+        }
+        total
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Prepared::Linear { weights, .. } => write!(f, "Linear({} weights)", weights.len()),
+            Prepared::Gbdt(_, forest) => write!(f, "Gbdt({} trees)", forest.roots.len()),
+            Prepared::Blend(members) => f.debug_list().entries(members).finish(),
+        }
+    }
+}
+
+impl Estimator {
+    pub fn prepare(&self) -> Result<Prepared, Error> {
+        Ok(match self {
+            Estimator::Linear { weights, intercept } => Prepared::Linear {
+                weights: weights.clone(),
+                intercept: *intercept,
+            },
+            Estimator::Gbdt { booster } => {
+                let booster =
+                    GradientBooster::from_json(booster).map_err(|e| Error::Model(e.to_string()))?;
+                let forest = Forest::from_booster(&booster);
+                Prepared::Gbdt(Box::new(booster), forest)
+            }
+            Estimator::Blend { members } => Prepared::Blend(
+                members
+                    .iter()
+                    .map(|(w, m)| m.prepare().map(|p| (*w, p)))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+}
+
+/// Column-major copy of a row-major matrix, as forust wants it.
+pub fn column_major(x: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+    let mut out = vec![0.0; x.len()];
+    for (r, row) in x.chunks_exact(cols).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            out[c * rows + r] = *v;
+        }
+    }
+    out
+}
+
+impl Prepared {
+    /// Log-odds of churn for each row of a row-major standardized matrix with `cols` columns.
+    pub fn scores(&self, x: &[f64], cols: usize) -> Vec<f64> {
+        let rows = x.len() / cols;
+        match self {
+            Prepared::Linear { weights, intercept } => x
+                .chunks_exact(cols)
+                .map(|row| intercept + row.iter().zip(weights).map(|(a, b)| a * b).sum::<f64>())
+                .collect(),
+            Prepared::Gbdt(_, forest) => {
+                x.chunks_exact(cols).map(|row| forest.score(row)).collect()
+            }
+            Prepared::Blend(members) => {
+                let mut total = vec![0.0; rows];
+                for (w, m) in members {
+                    for (t, s) in total.iter_mut().zip(m.scores(x, cols)) {
+                        *t += w * s;
+                    }
+                }
+                total
+            }
+        }
+    }
+
+    /// Per-feature contributions to one row's score (they sum to the score minus a constant).
+    pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
+        let cols = row.len();
+        match self {
+            Prepared::Linear { weights, .. } => {
+                row.iter().zip(weights).map(|(a, b)| a * b).collect()
+            }
+            Prepared::Gbdt(booster, _) => {
+                let c = booster.predict_contributions(
+                    &Matrix::new(row, 1, cols),
+                    ContributionsMethod::Average,
+                    false,
+                );
+                // The last entry is the bias term.
+                c.into_iter().take(cols).collect()
+            }
+            Prepared::Blend(members) => {
+                let mut total = vec![0.0; cols];
+                for (w, m) in members {
+                    for (t, c) in total.iter_mut().zip(m.contributions(row)) {
+                        *t += w * c;
+                    }
+                }
+                total
+            }
+        }
+    }
+}
+
+/// Fits one candidate on a standardized row-major matrix.
+pub fn fit(
+    params: &Params,
+    x: &[f64],
+    cols: usize,
+    y: &[bool],
+    seed: u64,
+) -> Result<Estimator, Error> {
+    let rows = x.len() / cols;
+    match params {
+        Params::LinfaLogistic { alpha } => {
+            let records = Array2::from_shape_vec((rows, cols), x.to_vec())
+                .map_err(|e| Error::Model(e.to_string()))?;
+            let targets = Array1::from_iter(y.iter().copied());
+            let dataset = Dataset::new(records, targets);
+            let fitted = LogisticRegression::default()
+                .alpha(*alpha)
+                .gradient_tolerance(1e-3)
+                .max_iterations(100)
+                .fit(&dataset)
+                .map_err(|e| Error::Model(format!("linfa-logistic: {e}")))?;
+            // linfa-logistic calls the majority class "positive"; flip so scores are log-odds of churn.
+            let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+            Ok(Estimator::Linear {
+                weights: fitted.params().iter().map(|w| sign * w).collect(),
+                intercept: sign * fitted.intercept(),
+            })
+        }
+        Params::SmartcoreLogistic { alpha } => {
+            let matrix = DenseMatrix::new(rows, cols, x.to_vec(), false)
+                .map_err(|e| Error::Model(format!("smartcore: {e}")))?;
+            let labels: Vec<u32> = y.iter().map(|b| u32::from(*b)).collect();
+            let fitted = SmartLogistic::fit(
+                &matrix,
+                &labels,
+                LogisticRegressionParameters::default().with_alpha(*alpha),
+            )
+            .map_err(|e| Error::Model(format!("smartcore: {e}")))?;
+            // Binary smartcore models score the second of the sorted classes, here 1 = churn.
+            let weights: Vec<f64> = (0..cols)
+                .map(|j| *fitted.coefficients().get((0, j)))
+                .collect();
+            let intercept = *fitted.intercept().get((0, 0));
+            Ok(Estimator::Linear { weights, intercept })
+        }
+        Params::Gbdt(p) => {
+            let data = column_major(x, rows, cols);
+            let matrix = Matrix::new(&data, rows, cols);
+            let target: Vec<f64> = y.iter().map(|b| f64::from(u8::from(*b))).collect();
+            let positives = y.iter().filter(|b| **b).count().max(1) as f64;
+            let positive_weight = if p.balanced {
+                (rows as f64 - positives) / positives
+            } else {
+                1.0
+            };
+            let weights: Vec<f64> = y
+                .iter()
+                .map(|b| if *b { positive_weight } else { 1.0 })
+                .collect();
+            let mut booster = GradientBooster::default()
+                .set_objective_type(ObjectiveType::LogLoss)
+                .set_iterations(p.iterations)
+                .set_learning_rate(p.learning_rate)
+                .set_max_depth(p.max_depth)
+                .set_min_leaf_weight(p.min_leaf_weight)
+                .set_l2(p.l2)
+                .set_subsample(p.subsample)
+                .set_colsample_bytree(p.colsample_bytree)
+                .set_seed(seed)
+                .set_parallel(false);
+            booster
+                .fit(&matrix, &target, &weights, None)
+                .map_err(|e| Error::Model(format!("forust: {e}")))?;
+            Ok(Estimator::Gbdt {
+                booster: booster
+                    .json_dump()
+                    .map_err(|e| Error::Model(e.to_string()))?,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_flattened_forest_scores_exactly_as_forust_does() {
+        // A deterministic, non-trivial problem: the label depends on two of four features.
+        let (rows, cols) = (600, 4);
+        let x: Vec<f64> = (0..rows * cols)
+            .map(|i| ((i * 7919) % 1000) as f64 / 100.0)
+            .collect();
+        let y: Vec<bool> = x
+            .chunks_exact(cols)
+            .map(|r| r[0] + 0.5 * r[2] > 7.0)
+            .collect();
+        let params = Params::Gbdt(GbdtParams {
+            iterations: 40,
+            max_depth: 4,
+            ..GbdtParams::default()
+        });
+        let estimator = fit(&params, &x, cols, &y, 1).unwrap();
+        let Estimator::Gbdt { booster } = &estimator else {
+            panic!("a GBDT")
+        };
+        let booster = GradientBooster::from_json(booster).unwrap();
+        let expected = booster.predict(
+            &Matrix::new(&column_major(&x, rows, cols), rows, cols),
+            false,
+        );
+        let ours = estimator.prepare().unwrap().scores(&x, cols);
+        for (a, b) in ours.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! AutoML for churn: a preprocessing pipeline, three model families (linfa-logistic and smartcore
+//! logistic regression, forust-ml gradient-boosted trees) and their blends, a time-budgeted search with
+//! stratified k-fold cross-validation on ROC AUC (deterministic for a seed), Platt calibration and an
+//! F1-optimal threshold on out-of-fold predictions, and permutation importance by customer field.
+
+pub mod calibration;
+pub mod estimators;
+pub mod features;
+pub mod importance;
+pub mod model;
+pub mod search;
+pub mod split;
+
+pub use model::{
+    ChurnModel, Contribution, Event, FLAVOR, Importance, LoadedModel, SCHEMA_VERSION, TrainOptions,
+    train,
+};
+
+/// Everything that can go wrong training or loading a churn model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("training row {index} has no churn label")]
+    MissingLabel { index: usize },
+    #[error(
+        "{rows} training rows with {positives} churners is too few for {folds}-fold cross-validation"
+    )]
+    TooFewRows {
+        rows: usize,
+        positives: usize,
+        folds: usize,
+    },
+    #[error("model error: {0}")]
+    Model(String),
+    #[error("the churn model artifact is invalid: {0}")]
+    Artifact(String),
+    #[error("churn model: {0}")]
+    Format(#[from] churn_core::artifact::ArtifactError),
+}

@@ -1,0 +1,217 @@
+//! Champion/challenger against a real registry (PostgreSQL + the S3 test server).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use churn_automl::estimators::Estimator;
+use churn_automl::{ChurnModel, LoadedModel, TrainOptions};
+use churn_core::Customer;
+use churn_models::classifier::{self, CHALLENGER, CHAMPION, MODEL_NAME, TrainingInfo};
+use churn_registry::{ALIAS_CHANNEL, ModelVersion, Registry};
+use churn_testkit::{TestDb, TestS3};
+
+fn data() -> &'static [Customer] {
+    static DATA: OnceLock<Vec<Customer>> = OnceLock::new();
+    DATA.get_or_init(|| churn_core::read_customers(&churn_testkit::seed_data_path()).unwrap())
+}
+
+/// A quickly trained model (small budget, part of the data) and the rows held out from it.
+fn good_model() -> &'static (ChurnModel, Vec<Customer>) {
+    static MODEL: OnceLock<(ChurnModel, Vec<Customer>)> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        // The seed file lists churners first, so split by label rather than by position.
+        let labels: Vec<bool> = data()
+            .iter()
+            .map(|c| c.churn_label.unwrap().is_yes())
+            .collect();
+        let (train_idx, holdout_idx) = churn_automl::split::stratified_split(&labels, 0.2, 0);
+        let train: Vec<Customer> = train_idx
+            .iter()
+            .take(3000)
+            .map(|i| data()[*i].clone())
+            .collect();
+        let holdout: Vec<Customer> = holdout_idx
+            .iter()
+            .take(1000)
+            .map(|i| data()[*i].clone())
+            .collect();
+        let options = TrainOptions {
+            time_budget: Duration::from_secs(2),
+            ..TrainOptions::default()
+        };
+        let model = churn_automl::train(&train, None, options, |_| {}).unwrap();
+        (model, holdout)
+    })
+}
+
+/// The good model with its estimator replaced by one that only looks at longitude: near-random.
+fn weak_model() -> ChurnModel {
+    let mut model = good_model().0.clone();
+    let cols = churn_automl::features::feature_count();
+    let mut weights = vec![0.0; cols];
+    let longitude = churn_automl::features::feature_infos()
+        .iter()
+        .position(|f| f.name == "longitude")
+        .unwrap();
+    weights[longitude] = 0.1;
+    model.estimator = Estimator::Linear {
+        weights,
+        intercept: -1.0,
+    };
+    model
+}
+
+fn info() -> TrainingInfo {
+    TrainingInfo {
+        data_path: "seed.csv".into(),
+        data_sha256: "b".repeat(64),
+        train_rows: 3000,
+        holdout_rows: 1000,
+        split_seed: 0,
+        code_version: "test".into(),
+    }
+}
+
+async fn setup() -> (Registry, TestDb, TestS3) {
+    let db = TestDb::new().await;
+    let s3 = TestS3::start().await;
+    (Registry::new(db.pool.clone(), s3.open()), db, s3)
+}
+
+async fn register(registry: &Registry, model: &ChurnModel) -> (ModelVersion, LoadedModel) {
+    let holdout = LoadedModel::new(model.clone())
+        .unwrap()
+        .evaluate(&good_model().1)
+        .unwrap();
+    let version = classifier::register(registry, model, Some(&holdout), &info())
+        .await
+        .unwrap();
+    (version, LoadedModel::new(model.clone()).unwrap())
+}
+
+#[tokio::test]
+async fn the_first_model_becomes_champion_with_its_run_recorded() {
+    let (registry, _db, _s3) = setup().await;
+    let (version, loaded) = register(&registry, &good_model().0).await;
+    assert_eq!(version.version, 1);
+    assert_eq!(version.flavor, churn_automl::FLAVOR);
+    assert!(version.metrics.0["test_roc_auc"].as_f64().unwrap() > 0.8);
+    assert!(version.metrics.0["feature_importance"].as_array().is_some());
+    let run = registry.get_run(version.run_id.unwrap()).await.unwrap();
+    assert_eq!(run.status, "finished");
+    assert_eq!(run.training_rows, Some(3000));
+    let metrics = registry.run_metrics(run.run_id).await.unwrap();
+    assert!(metrics.iter().any(|(k, _)| k == "cv_roc_auc"));
+    assert!(metrics.iter().any(|(k, _)| k == "trial_cv_roc_auc"));
+
+    let decision =
+        classifier::promote_if_better(&registry, &version, &loaded, &good_model().1, 0.0)
+            .await
+            .unwrap();
+    assert!(decision.promoted);
+    assert_eq!(decision.reason, "there was no champion");
+    assert_eq!(
+        registry
+            .by_alias(MODEL_NAME, CHAMPION)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_worse_candidate_stays_challenger_and_the_decision_keeps_its_evidence() {
+    let (registry, _db, _s3) = setup().await;
+    let (good, good_loaded) = register(&registry, &good_model().0).await;
+    classifier::promote_if_better(&registry, &good, &good_loaded, &good_model().1, 0.0)
+        .await
+        .unwrap();
+    let (weak, weak_loaded) = register(&registry, &weak_model()).await;
+    let decision =
+        classifier::promote_if_better(&registry, &weak, &weak_loaded, &good_model().1, 0.0)
+            .await
+            .unwrap();
+    assert!(!decision.promoted, "{decision:?}");
+    assert_eq!(decision.champion_version, Some(1));
+    assert!(decision.candidate_score.unwrap() < decision.champion_score.unwrap());
+    assert_eq!(decision.evidence["holdout_rows"], 1000);
+    assert!(decision.evidence["champion"]["roc_auc"].is_number());
+    assert_eq!(
+        registry
+            .by_alias(MODEL_NAME, CHAMPION)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        registry
+            .by_alias(MODEL_NAME, CHALLENGER)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    let stored = registry.decisions(MODEL_NAME).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].candidate_version, 2);
+}
+
+#[tokio::test]
+async fn a_margin_keeps_an_equal_candidate_out() {
+    let (registry, _db, _s3) = setup().await;
+    let (first, loaded) = register(&registry, &good_model().0).await;
+    classifier::promote_if_better(&registry, &first, &loaded, &good_model().1, 0.0)
+        .await
+        .unwrap();
+    let (same, same_loaded) = register(&registry, &good_model().0).await;
+    let decision =
+        classifier::promote_if_better(&registry, &same, &same_loaded, &good_model().1, 0.01)
+            .await
+            .unwrap();
+    assert!(!decision.promoted);
+    assert!(
+        decision.reason.contains("does not beat"),
+        "{}",
+        decision.reason
+    );
+}
+
+#[tokio::test]
+async fn concurrent_promotions_leave_exactly_one_champion_the_better_one() {
+    let (registry, db, _s3) = setup().await;
+    let (weak, weak_loaded) = register(&registry, &weak_model()).await;
+    let (good, good_loaded) = register(&registry, &good_model().0).await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&db.pool)
+        .await
+        .unwrap();
+    listener.listen(ALIAS_CHANNEL).await.unwrap();
+
+    let holdout = &good_model().1;
+    let (a, b) = tokio::join!(
+        classifier::promote_if_better(&registry, &weak, &weak_loaded, holdout, 0.0),
+        classifier::promote_if_better(&registry, &good, &good_loaded, holdout, 0.0),
+    );
+    a.unwrap();
+    b.unwrap();
+    let champions: Vec<i32> = sqlx::query_scalar(
+        "select version from registry.aliases where model_name = $1 and alias = 'champion'",
+    )
+    .bind(MODEL_NAME)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(champions, vec![good.version]);
+    assert_eq!(registry.decisions(MODEL_NAME).await.unwrap().len(), 2);
+    // At least one champion move was announced.
+    let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(note.payload().contains("champion"));
+}

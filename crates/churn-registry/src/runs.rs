@@ -1,0 +1,241 @@
+//! Experiment tracking (MLflow's runs): params, step-wise metrics, tags and lineage per run, and the
+//! record of every promotion decision with its evidence.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{Error, Registry};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Finished,
+    Failed,
+    Killed,
+}
+
+impl RunStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+            RunStatus::Killed => "killed",
+        }
+    }
+}
+
+/// What a new run records up front.
+#[derive(Debug, Clone, Default)]
+pub struct NewRun {
+    pub experiment: String,
+    pub code_version: String,
+    pub training_rows: Option<u64>,
+    pub training_data_sha256: Option<String>,
+    pub parent_run_id: Option<Uuid>,
+    pub params: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Run {
+    pub run_id: Uuid,
+    pub experiment: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub training_rows: Option<i64>,
+    pub training_data_sha256: Option<String>,
+    pub code_version: String,
+}
+
+/// A champion/challenger decision and the evidence behind it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub model_name: String,
+    pub candidate_version: i32,
+    pub champion_version: Option<i32>,
+    pub metric: String,
+    pub candidate_score: Option<f64>,
+    pub champion_score: Option<f64>,
+    pub margin: f64,
+    pub promoted: bool,
+    pub reason: String,
+    pub evidence: Value,
+}
+
+impl Registry {
+    /// Starts a run with its params, tags and lineage, all in one transaction.
+    pub async fn start_run(&self, run: &NewRun) -> Result<Uuid, Error> {
+        let run_id = Uuid::new_v4();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "insert into registry.runs (run_id, experiment, parent_run_id, training_rows,
+                 training_data_sha256, code_version) values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(run_id)
+        .bind(&run.experiment)
+        .bind(run.parent_run_id)
+        .bind(run.training_rows.map(|r| r as i64))
+        .bind(&run.training_data_sha256)
+        .bind(&run.code_version)
+        .execute(&mut *tx)
+        .await?;
+        for (table, pairs) in [("run_params", &run.params), ("run_tags", &run.tags)] {
+            for (key, value) in pairs {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "insert into registry.{table} (run_id, key, value) values ($1, $2, $3)"
+                )))
+                .bind(run_id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(run_id)
+    }
+
+    /// Logs metrics at a step (MLflow's `log_metric`); a key logged twice at one step keeps the last value.
+    pub async fn log_metrics(
+        &self,
+        run_id: Uuid,
+        step: i64,
+        metrics: &[(&str, f64)],
+    ) -> Result<(), Error> {
+        let mut tx = self.pool().begin().await?;
+        for (key, value) in metrics {
+            if !value.is_finite() {
+                continue;
+            }
+            sqlx::query(
+                "insert into registry.run_metrics (run_id, key, step, value) values ($1, $2, $3, $4)
+                 on conflict (run_id, key, step) do update set value = excluded.value, logged_at = now()",
+            )
+            .bind(run_id)
+            .bind(key)
+            .bind(step)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a run.
+    pub async fn end_run(&self, run_id: Uuid, status: RunStatus) -> Result<(), Error> {
+        sqlx::query("update registry.runs set status = $2, ended_at = now() where run_id = $1 and status = 'running'")
+            .bind(run_id)
+            .bind(status.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_run(&self, run_id: Uuid) -> Result<Run, Error> {
+        sqlx::query_as::<_, Run>(
+            "select run_id, experiment, status, started_at, ended_at, training_rows, training_data_sha256,
+                    code_version from registry.runs where run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(Error::RunNotFound { run_id })
+    }
+
+    /// A run's latest value of each metric.
+    pub async fn run_metrics(&self, run_id: Uuid) -> Result<Vec<(String, f64)>, Error> {
+        Ok(sqlx::query_as(
+            "select distinct on (key) key, value from registry.run_metrics where run_id = $1
+             order by key, step desc",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records a decision and, when it promotes, moves the alias (with its NOTIFY) in the same
+    /// transaction. The model's lock serializes concurrent decisions, and a decision whose recorded
+    /// champion is no longer the champion is re-judged by the caller, so two promotions cannot both win.
+    pub async fn record_decision(&self, decision: &Decision, alias: &str) -> Result<(), Error> {
+        let mut tx: Transaction<'static, Postgres> = self.pool().begin().await?;
+        sqlx::query(
+            "insert into registry.promotion_decisions (model_name, candidate_version, champion_version,
+                 metric, candidate_score, champion_score, margin, promoted, reason, evidence)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&decision.model_name)
+        .bind(decision.candidate_version)
+        .bind(decision.champion_version)
+        .bind(&decision.metric)
+        .bind(decision.candidate_score)
+        .bind(decision.champion_score)
+        .bind(decision.margin)
+        .bind(decision.promoted)
+        .bind(&decision.reason)
+        .bind(Json(&decision.evidence))
+        .execute(&mut *tx)
+        .await?;
+        if decision.promoted {
+            self.set_alias_in(
+                &mut tx,
+                &decision.model_name,
+                alias,
+                decision.candidate_version,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The decisions about a model, newest first.
+    pub async fn decisions(&self, model_name: &str) -> Result<Vec<Decision>, Error> {
+        let rows: Vec<DecisionRow> = sqlx::query_as(
+            "select model_name, candidate_version, champion_version, metric, candidate_score, champion_score,
+                    margin, promoted, reason, evidence
+             from registry.promotion_decisions where model_name = $1 order by decided_at desc, decision_id desc",
+        )
+        .bind(model_name)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(Decision::from).collect())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct DecisionRow {
+    model_name: String,
+    candidate_version: i32,
+    champion_version: Option<i32>,
+    metric: String,
+    candidate_score: Option<f64>,
+    champion_score: Option<f64>,
+    margin: f64,
+    promoted: bool,
+    reason: String,
+    evidence: Json<Value>,
+}
+
+impl From<DecisionRow> for Decision {
+    fn from(r: DecisionRow) -> Self {
+        Decision {
+            model_name: r.model_name,
+            candidate_version: r.candidate_version,
+            champion_version: r.champion_version,
+            metric: r.metric,
+            candidate_score: r.candidate_score,
+            champion_score: r.champion_score,
+            margin: r.margin,
+            promoted: r.promoted,
+            reason: r.reason,
+            evidence: r.evidence.0,
+        }
+    }
+}
