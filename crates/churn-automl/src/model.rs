@@ -285,14 +285,19 @@ pub struct Contribution {
 /// A model ready to predict.
 #[derive(Debug)]
 pub struct LoadedModel {
+    /// The model's metadata. Its estimator has been moved into the prepared form (a served model
+    /// would otherwise hold its boosters twice, once as JSON text), so this copy is not an artifact.
     pub model: ChurnModel,
     prepared: Prepared,
     sources: Vec<&'static str>,
 }
 
 impl LoadedModel {
-    pub fn new(model: ChurnModel) -> Result<Self, Error> {
+    pub fn new(mut model: ChurnModel) -> Result<Self, Error> {
         let prepared = model.estimator.prepare()?;
+        model.estimator = Estimator::Blend {
+            members: Vec::new(),
+        };
         let sources = features::feature_infos()
             .into_iter()
             .map(|f| f.source)
@@ -317,9 +322,13 @@ impl LoadedModel {
 
     /// P(churn) for each customer. Large batches are split over the machine's cores.
     pub fn predict(&self, customers: &[Customer]) -> Vec<f64> {
-        const PARALLEL_ROWS: usize = 20_000;
+        const PARALLEL_ROWS: usize = 512;
+        // Asking for the core count reads cgroup files: only worth it for a large batch.
+        if customers.len() < PARALLEL_ROWS {
+            return self.predict_chunk(customers);
+        }
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        if customers.len() < PARALLEL_ROWS || threads == 1 {
+        if threads == 1 {
             return self.predict_chunk(customers);
         }
         let chunk = customers.len().div_ceil(threads);

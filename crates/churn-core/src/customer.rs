@@ -268,7 +268,7 @@ impl Customer {
         Self::parse_with(get, Vec::new())
     }
 
-    fn parse_with<'a>(
+    pub(crate) fn parse_with<'a>(
         get: impl Fn(Field) -> Raw<'a>,
         errors: Vec<FieldError>,
     ) -> Result<Customer, ValidationErrors> {

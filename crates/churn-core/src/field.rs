@@ -21,6 +21,14 @@ macro_rules! fields {
             pub const fn header(self) -> &'static str {
                 match self { $(Field::$variant => $header),+ }
             }
+
+            /// The field whose snake_case name or dataset header is exactly `key`.
+            fn exact(key: &str) -> Option<Field> {
+                match key {
+                    $($name | $header => Some(Field::$variant),)+
+                    _ => None,
+                }
+            }
         }
     };
 }
@@ -90,6 +98,11 @@ pub enum Key {
 impl Field {
     /// Resolves any of the accepted spellings: "tenure_months", "Tenure Months", "Tenure_Months".
     pub fn lookup(raw_key: &str) -> Key {
+        // Exact snake_case names and dataset headers need no normalizing (the common case, and the
+        // hot path of every prediction request).
+        if let Some(f) = Field::exact(raw_key) {
+            return Key::Field(f);
+        }
         let key = normalize_name(raw_key);
         if let Some(f) = Field::ALL.iter().copied().find(|f| f.name() == key) {
             Key::Field(f)

@@ -19,6 +19,7 @@ pub mod category;
 pub mod csv_io;
 pub mod customer;
 pub mod field;
+pub mod json_input;
 pub mod metrics;
 pub mod validation;
 
@@ -28,6 +29,7 @@ pub use category::{
 pub use csv_io::{CsvRow, CustomerReader, CustomerWriter, HeaderStyle, read_customers};
 pub use customer::{ADD_ON_FIELDS, Customer, Raw};
 pub use field::{Field, IGNORED_KEYS, LEAKAGE_COLUMNS};
+pub use json_input::JsonInputError;
 pub use validation::{FieldError, ValidationErrors};
 
 /// Environment variable naming the seed dataset (the IBM Telco CSV).

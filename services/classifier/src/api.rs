@@ -3,9 +3,11 @@
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Utc};
+use churn_core::JsonInputError;
 use churn_core::{Customer, FieldError, YesNo};
+use churn_service::error::json_syntax;
 use churn_service::health::{Check, Readiness, infra_checks};
-use churn_service::{ApiError, ApiJson, Limits, finish_router};
+use churn_service::{ApiError, ApiJson, JsonBody, Limits, finish_router};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
@@ -182,12 +184,15 @@ async fn predict(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    ApiJson(body): ApiJson<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<ApiJson<Prediction>, ApiError> {
     check_api_key(&state, &headers)?;
     let explain = parse_explain(query.as_deref())?;
+    let customer = Customer::from_json_slice(&body).map_err(|e| match e {
+        JsonInputError::Syntax(e) => json_syntax(&e),
+        JsonInputError::Invalid(errors) => invalid_customer(&errors),
+    })?;
     let served = served(&state)?;
-    let customer = Customer::from_json(&body).map_err(|e| invalid_customer(&e))?;
     let probability = served
         .model
         .predict(std::slice::from_ref(&customer))
@@ -266,29 +271,10 @@ struct BatchPrediction {
 async fn predict_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<ApiJson<BatchPrediction>, ApiError> {
     check_api_key(&state, &headers)?;
-    let items = match body {
-        Value::Array(items) => items,
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("customers") => {
-            match map.remove("customers") {
-                Some(Value::Array(items)) => items,
-                _ => {
-                    return Err(ApiError::invalid(
-                        "\"customers\" must be an array of customers",
-                        json!({}),
-                    ));
-                }
-            }
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "the body must be a JSON array of customers (or {\"customers\": [...]})",
-                json!({}),
-            ));
-        }
-    };
+    let items = batch_items(&body)?;
     if items.is_empty() {
         return Err(ApiError::invalid(
             "the batch is empty",
@@ -306,13 +292,30 @@ async fn predict_batch(
         ));
     }
     let served = served(&state)?;
-    let parsed: Vec<Result<Customer, churn_core::ValidationErrors>> =
-        items.iter().map(Customer::from_json).collect();
+    let parsed: Vec<Result<Customer, churn_core::ValidationErrors>> = items
+        .iter()
+        .map(|item| {
+            Customer::from_json_slice(item.get().as_bytes()).map_err(|e| match e {
+                JsonInputError::Invalid(errors) => errors,
+                // Each item is a well-formed JSON value already; kept total anyway.
+                JsonInputError::Syntax(e) => churn_core::ValidationErrors(vec![FieldError::new(
+                    "$",
+                    Value::Null,
+                    e.to_string(),
+                )]),
+            })
+        })
+        .collect();
     let valid: Vec<Customer> = parsed
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let probabilities = served.model.predict(&valid);
+    let valid_count = valid.len();
+    // A large batch is milliseconds of CPU: keep it off the threads that serve other requests.
+    let model = served.clone();
+    let probabilities = tokio::task::spawn_blocking(move || model.model.predict(&valid))
+        .await
+        .map_err(ApiError::internal)?;
     let mut next = probabilities.into_iter();
     let results: Vec<BatchItem> = parsed
         .into_iter()
@@ -350,10 +353,47 @@ async fn predict_batch(
         model_version: served.version,
         threshold: served.model.model.threshold,
         predicted_at: Utc::now(),
-        valid: valid.len(),
-        invalid: results.len() - valid.len(),
+        valid: valid_count,
+        invalid: results.len() - valid_count,
         results,
     }))
+}
+
+/// The customers of a batch body (an array, or `{"customers": [...]}`), each still unparsed.
+fn batch_items(body: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wrapped<'a> {
+        #[serde(borrow)]
+        customers: Vec<&'a serde_json::value::RawValue>,
+    }
+    let shape = || {
+        ApiError::invalid(
+            "the body must be a JSON array of customers (or {\"customers\": [...]})",
+            json!({}),
+        )
+    };
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let parsed = match first {
+        Some(b'[') => serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body),
+        Some(b'{') => serde_json::from_slice::<Wrapped<'_>>(body).map(|w| w.customers),
+        _ => {
+            // Either not JSON (400) or JSON of the wrong shape (422).
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Err(e) => json_syntax(&e),
+                    Ok(_) => shape(),
+                },
+            );
+        }
+    };
+    parsed.map_err(|e| {
+        if e.is_data() {
+            shape()
+        } else {
+            json_syntax(&e)
+        }
+    })
 }
 
 /// The served model.

@@ -143,3 +143,51 @@ pub async fn method_not_allowed(request: Request) -> ApiError {
         json!({}),
     )
 }
+
+/// A JSON request body as raw bytes, for handlers that parse it themselves (without an intermediate
+/// `serde_json::Value`). The content type must be JSON (415 otherwise) and the size within the limit
+/// (413); both rejections carry the standard body.
+#[derive(Debug, Clone)]
+pub struct JsonBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !json {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a JSON body with Content-Type: application/json",
+                json!({}),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let status = rejection.status();
+                let error = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    "the body is larger than this service accepts"
+                } else {
+                    "the request body could not be read"
+                };
+                ApiError::new(status, error, json!({ "reason": rejection.body_text() }))
+            })?;
+        Ok(JsonBody(bytes))
+    }
+}
+
+/// 400 for a body that is not JSON, naming where it broke.
+pub fn json_syntax(error: &serde_json::Error) -> ApiError {
+    ApiError::bad_request("the body is not valid JSON")
+        .with_details(json!({ "reason": error.to_string() }))
+}

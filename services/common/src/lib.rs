@@ -9,6 +9,6 @@ pub mod server;
 pub mod telemetry;
 
 pub use config::{CommonConfig, ConfigError, Env, ServiceConfig};
-pub use error::{ApiError, ApiJson, ErrorBody};
+pub use error::{ApiError, ApiJson, ErrorBody, JsonBody};
 pub use health::{Check, Readiness};
 pub use server::{Application, Infra, Limits, finish_router, serve, serve_until};

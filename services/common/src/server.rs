@@ -2,6 +2,7 @@
 //! shutdown on SIGTERM or Ctrl-C.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,7 +18,7 @@ use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::CommonConfig;
-use crate::error::{ApiError, ApiJson};
+use crate::error::ApiError;
 use crate::metrics::track_http;
 use churn_store::ObjectStoreHandle;
 
@@ -91,9 +92,22 @@ where
         .routes(utoipa_axum::routes!(crate::health::health))
         .routes(utoipa_axum::routes!(crate::metrics::metrics_handler))
         .split_for_parts();
-    let spec = openapi.clone();
+    // Serialized once and shared: the router is cloned for every connection, and a document held by
+    // value would be copied with it.
+    let spec: Arc<[u8]> = serde_json::to_vec(&openapi).unwrap_or_default().into();
     let router = router
-        .route("/openapi.json", get(move || async move { ApiJson(spec) }))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        axum::body::Bytes::copy_from_slice(&spec),
+                    )
+                }
+            }),
+        )
         .route_layer(middleware::from_fn(track_http))
         .fallback(crate::error::not_found)
         .method_not_allowed_fallback(crate::error::method_not_allowed)
