@@ -54,15 +54,7 @@ pub fn permutation(
     data: &[Customer],
     seed: u64,
 ) -> Result<Vec<Importance>, Error> {
-    let y: Vec<bool> = data
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            c.churn_label
-                .map(|l| l.is_yes())
-                .ok_or(Error::MissingLabel { index: i })
-        })
-        .collect::<Result<_, _>>()?;
+    let y = crate::model::labels_of(data)?;
     let baseline = metrics::roc_auc(&y, &model.predict(data)).unwrap_or(0.5);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x7065_726d);
     let mut result = Vec::new();

@@ -46,8 +46,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// The service's whole router.
-pub fn router(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
-    finish_router(routes(), state, Limits::default())
+pub fn router(state: AppState, limits: Limits) -> (axum::Router, utoipa::openapi::OpenApi) {
+    finish_router(routes(), state, limits)
 }
 
 /// Constant-time comparison, so a wrong key's timing says nothing about the right one.
@@ -175,6 +175,7 @@ fn invalid_customer(errors: &churn_core::ValidationErrors) -> ApiError {
         (status = 200, description = "The prediction", body = Prediction),
         (status = 400, description = "Malformed JSON", body = churn_service::ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = churn_service::ErrorBody),
+        (status = 408, description = "The request took longer than REQUEST_TIMEOUT_SECS", body = churn_service::ErrorBody),
         (status = 413, description = "Body too large", body = churn_service::ErrorBody),
         (status = 415, description = "Not JSON", body = churn_service::ErrorBody),
         (status = 422, description = "Invalid fields, each with its value and rule", body = churn_service::ErrorBody),
@@ -264,6 +265,7 @@ struct BatchPrediction {
         (status = 200, description = "One result per customer, in order", body = BatchPrediction),
         (status = 400, description = "Malformed JSON", body = churn_service::ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = churn_service::ErrorBody),
+        (status = 408, description = "The request took longer than REQUEST_TIMEOUT_SECS", body = churn_service::ErrorBody),
         (status = 413, description = "Body too large", body = churn_service::ErrorBody),
         (status = 422, description = "Not an array, empty, or more customers than PREDICT_MAX_BATCH", body = churn_service::ErrorBody),
         (status = 503, description = "No champion model loaded yet", body = churn_service::ErrorBody),

@@ -110,5 +110,6 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         api_key: config.api_key.map(Arc::from),
         admin_token: config.service.common.admin_token.clone().map(Arc::from),
     };
-    Application::bind(&config.service, PORT_VAR, api::router(state)).await
+    let limits = config.service.common.limits;
+    Application::bind(&config.service, PORT_VAR, api::router(state, limits)).await
 }

@@ -176,6 +176,8 @@ pub struct CommonConfig {
     /// Bearer token for admin routes; admin routes are refused when it is unset.
     pub admin_token: Option<String>,
     pub log_format: LogFormat,
+    /// Request body size limit and timeout (MAX_BODY_BYTES, REQUEST_TIMEOUT_SECS).
+    pub limits: crate::server::Limits,
     pub classifier_url: ServiceUrl,
     pub synthesizer_url: ServiceUrl,
     pub scheduler_url: ServiceUrl,
@@ -230,6 +232,7 @@ impl CommonConfig {
             bind_address: env.parse_or("BIND_ADDRESS", IpAddr::from([127, 0, 0, 1]))?,
             admin_token: admin_token.map(|t| t.trim().to_owned()),
             log_format: env.parse_or("LOG_FORMAT", LogFormat::Text)?,
+            limits: limits(env)?,
             classifier_url: env.parse_or("CLASSIFIER_URL", local_url(CLASSIFIER_PORT))?,
             synthesizer_url: env.parse_or("SYNTHESIZER_URL", local_url(SYNTHESIZER_PORT))?,
             scheduler_url: env.parse_or("SCHEDULER_URL", local_url(SCHEDULER_PORT))?,
@@ -252,6 +255,26 @@ impl ServiceConfig {
             port: env.parse_or(port_var, default_port)?,
         })
     }
+}
+
+fn limits(env: &Env) -> Result<crate::server::Limits, ConfigError> {
+    let defaults = crate::server::Limits::default();
+    let body_bytes = env.parse_or("MAX_BODY_BYTES", defaults.body_bytes)?;
+    let timeout = env.parse_or("REQUEST_TIMEOUT_SECS", defaults.timeout.as_secs())?;
+    if body_bytes < 1024 {
+        return Err(invalid(
+            "MAX_BODY_BYTES",
+            &body_bytes.to_string(),
+            "must be at least 1024",
+        ));
+    }
+    if timeout == 0 {
+        return Err(invalid("REQUEST_TIMEOUT_SECS", "0", "must be at least 1"));
+    }
+    Ok(crate::server::Limits {
+        body_bytes,
+        timeout: std::time::Duration::from_secs(timeout),
+    })
 }
 
 fn local_url(port: u16) -> ServiceUrl {
@@ -294,6 +317,8 @@ mod tests {
             ("ADMIN_TOKEN", "short"),
             ("AWS_ALLOW_HTTP", "maybe"),
             ("DATABASE_MAX_CONNECTIONS", "-3"),
+            ("MAX_BODY_BYTES", "10"),
+            ("REQUEST_TIMEOUT_SECS", "0"),
         ] {
             let err = CommonConfig::from_env(&Env::from_pairs([(name, value)]))
                 .expect_err(name)

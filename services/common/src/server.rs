@@ -67,7 +67,7 @@ impl Infra {
 pub struct Limits {
     /// Largest accepted request body.
     pub body_bytes: usize,
-    /// Longest a request may take before it is answered with 503.
+    /// Longest a request may take, body included, before it is answered with 408.
     pub timeout: Duration,
 }
 
@@ -124,9 +124,9 @@ async fn with_timeout(request: Request, next: Next, limit: Duration) -> Response
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::http::StatusCode::REQUEST_TIMEOUT,
             format!(
-                "the request took longer than {} s and was abandoned",
+                "the request took longer than {} s and was abandoned (REQUEST_TIMEOUT_SECS)",
                 limit.as_secs()
             ),
             serde_json::json!({ "timeout_secs": limit.as_secs() }),

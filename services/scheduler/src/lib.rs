@@ -33,13 +33,14 @@ struct ApiDoc;
 pub async fn build(config: ServiceConfig) -> anyhow::Result<Application> {
     let infra = Infra::start(&config.common).await?;
     let state = AppState { infra };
-    Application::bind(&config, PORT_VAR, router(state)).await
+    let limits = config.common.limits;
+    Application::bind(&config, PORT_VAR, router(state, limits)).await
 }
 
 /// The service's routes with the shared middleware.
-pub fn router(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
+pub fn router(state: AppState, limits: Limits) -> (axum::Router, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(ready));
-    finish_router(api, state, Limits::default())
+    finish_router(api, state, limits)
 }
 
 /// `GET /ready`: the database and object store answer.

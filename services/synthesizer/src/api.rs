@@ -40,8 +40,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// The service's whole router, for tests that drive it without a listener.
-pub fn router(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
-    finish_router(routes(), state, Limits::default())
+pub fn router(state: AppState, limits: Limits) -> (axum::Router, utoipa::openapi::OpenApi) {
+    finish_router(routes(), state, limits)
 }
 
 /// Query parameters of `GET /synthesize`.

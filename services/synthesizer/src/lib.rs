@@ -78,5 +78,6 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         }),
         max_rows: config.max_rows,
     };
-    Application::bind(&config.service, PORT_VAR, api::router(state)).await
+    let limits = config.service.common.limits;
+    Application::bind(&config.service, PORT_VAR, api::router(state, limits)).await
 }

@@ -314,3 +314,47 @@ async fn every_malformed_payload_gets_its_own_4xx_with_a_json_body() {
     assert!(body["error"].as_str().unwrap().contains("GET"), "{body}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_that_stalls_past_the_timeout_gets_a_json_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with_champion(&[("REQUEST_TIMEOUT_SECS", "1")]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Headers promise a body, and only its first byte ever comes.
+    stream
+        .write_all(b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server answered within the timeout plus slack"
+    );
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("REQUEST_TIMEOUT_SECS"), "{text}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_body_limit_is_configurable() {
+    let app = spawn_with_champion(&[("MAX_BODY_BYTES", "2048")]).await;
+    let items: Vec<Value> = seed().iter().take(10).map(customer_json).collect();
+    let response = app
+        .client
+        .post(app.url("/predict/batch"))
+        .json(&items)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("larger"), "{body}");
+    app.shutdown().await;
+}
