@@ -38,6 +38,12 @@ pub async fn migrate(url: &str) -> Result<Vec<i32>, Error> {
         .bind(MIGRATION_LOCK_KEY)
         .execute(&mut conn)
         .await?;
+    // refinery names its history table without a schema. Pin it to `public`: with a role called
+    // `churn` (as compose creates) the default path `"$user", public` would find our `churn` schema
+    // first once it exists, and the next run would see an empty history there and re-apply everything.
+    sqlx::query("set search_path to public")
+        .execute(&mut conn)
+        .await?;
     let mut adapter = SqlxMigrator(conn);
     let result = embedded::migrations::runner()
         .set_abort_divergent(true)

@@ -39,6 +39,28 @@ async fn migrations_create_every_schema_and_applying_twice_changes_nothing() {
     assert_eq!(history(&db.pool).await, expected);
 }
 
+/// The official postgres image with POSTGRES_USER=churn gives a role named like our `churn` schema, and
+/// the default search path `"$user", public` then puts that schema first once it exists.
+#[tokio::test]
+async fn migrations_apply_twice_when_the_search_path_puts_our_schema_first() {
+    let db = TestDb::empty().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "alter database {} set search_path = churn, public",
+        db.name
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let expected: Vec<i32> = churn_store::embedded_migrations()
+        .iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(churn_store::migrate(&db.url).await.unwrap(), expected);
+    let second = churn_store::migrate(&db.url).await.unwrap();
+    assert!(second.is_empty(), "re-applied {second:?}");
+    assert_eq!(history(&db.pool).await, expected);
+}
+
 #[tokio::test]
 async fn concurrent_migrations_leave_one_schema() {
     let db = TestDb::empty().await;

@@ -181,6 +181,8 @@ pub struct CommonConfig {
     pub classifier_url: ServiceUrl,
     pub synthesizer_url: ServiceUrl,
     pub scheduler_url: ServiceUrl,
+    /// Async runtime worker threads (TOKIO_WORKER_THREADS; default one per core).
+    pub worker_threads: usize,
 }
 
 /// Default ports, one per service.
@@ -221,6 +223,14 @@ impl CommonConfig {
                 "must be at least 1",
             ));
         }
+        // tokio reads this variable itself and panics on an empty or bad value: it is parsed here
+        // instead, so empty means the default (as everywhere in sample.env) and bad is a named error.
+        let default_threads =
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let worker_threads = env.parse_or("TOKIO_WORKER_THREADS", default_threads)?;
+        if worker_threads == 0 {
+            return Err(invalid("TOKIO_WORKER_THREADS", "0", "must be at least 1"));
+        }
         Ok(Self {
             database_url: env
                 .get("DATABASE_URL")
@@ -236,6 +246,7 @@ impl CommonConfig {
             classifier_url: env.parse_or("CLASSIFIER_URL", local_url(CLASSIFIER_PORT))?,
             synthesizer_url: env.parse_or("SYNTHESIZER_URL", local_url(SYNTHESIZER_PORT))?,
             scheduler_url: env.parse_or("SCHEDULER_URL", local_url(SCHEDULER_PORT))?,
+            worker_threads,
         })
     }
 }
@@ -308,6 +319,18 @@ mod tests {
     }
 
     #[test]
+    fn sample_env_as_written_is_a_valid_configuration() {
+        let pairs = include_str!("../../../sample.env")
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .filter_map(|line| line.split_once('='));
+        let config = CommonConfig::from_env(&Env::from_pairs(pairs)).expect("sample.env parses");
+        // Empty means the default: one worker per core.
+        assert!(config.worker_threads >= 1);
+        assert_eq!(config.limits, crate::server::Limits::default());
+    }
+
+    #[test]
     fn an_invalid_variable_is_named_in_the_error() {
         for (name, value) in [
             ("OBJECT_STORE_URL", "ftp://x"),
@@ -319,6 +342,8 @@ mod tests {
             ("DATABASE_MAX_CONNECTIONS", "-3"),
             ("MAX_BODY_BYTES", "10"),
             ("REQUEST_TIMEOUT_SECS", "0"),
+            ("TOKIO_WORKER_THREADS", "0"),
+            ("TOKIO_WORKER_THREADS", "many"),
         ] {
             let err = CommonConfig::from_env(&Env::from_pairs([(name, value)]))
                 .expect_err(name)

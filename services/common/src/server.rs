@@ -22,6 +22,20 @@ use crate::error::ApiError;
 use crate::metrics::track_http;
 use churn_store::ObjectStoreHandle;
 
+/// Runs a service's start-up and serving on a multi-threaded runtime with the configured number of
+/// worker threads ([`CommonConfig::worker_threads`]).
+pub fn run<F: Future<Output = anyhow::Result<()>>>(
+    worker_threads: usize,
+    service: F,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(service)
+}
+
 /// The database pool and the object store, shared by a service's handlers and jobs.
 #[derive(Debug, Clone)]
 pub struct Infra {
@@ -63,7 +77,7 @@ impl Infra {
 }
 
 /// Limits every service applies to requests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest accepted request body.
     pub body_bytes: usize,

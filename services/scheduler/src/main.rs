@@ -2,9 +2,10 @@
 
 use churn_service::{Env, telemetry};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = scheduler::config_from_env(&Env::Process)?;
     telemetry::init(config.common.log_format);
-    scheduler::build(config).await?.run_until_stopped().await
+    churn_service::server::run(config.common.worker_threads, async move {
+        scheduler::build(config).await?.run_until_stopped().await
+    })
 }

@@ -2,9 +2,10 @@
 
 use churn_service::{Env, telemetry};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = synthesizer::config_from_env(&Env::Process)?;
     telemetry::init(config.service.common.log_format);
-    synthesizer::build(config).await?.run_until_stopped().await
+    churn_service::server::run(config.service.common.worker_threads, async move {
+        synthesizer::build(config).await?.run_until_stopped().await
+    })
 }

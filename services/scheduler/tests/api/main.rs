@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod health;
+mod process;
 
 use churn_testkit::TestService;
 
