@@ -130,16 +130,10 @@ async fn migrate_from_two_processes_at_once_leaves_one_schema() {
     let (mut a, mut b) = (spawn(), spawn());
     assert!(a.wait().unwrap().success());
     assert!(b.wait().unwrap().success());
-    let versions: Vec<i32> =
-        sqlx::query_scalar("select version from refinery_schema_history order by version")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    let expected: Vec<i32> = churn_store::embedded_migrations()
-        .iter()
-        .map(|m| m.0)
-        .collect();
-    assert_eq!(versions, expected);
+    assert_eq!(
+        churn_testkit::applied_migrations(&db.pool).await,
+        churn_testkit::migration_versions()
+    );
     // A third run finds nothing to do.
     let out = churnctl(&["migrate", "--database-url", &db.url]);
     assert!(stdout(&out).contains("up to date"), "{out:?}");

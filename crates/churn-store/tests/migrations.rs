@@ -1,7 +1,7 @@
 //! Migrations against a real PostgreSQL: idempotent, safe concurrently, and constraints that refuse bad rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use churn_testkit::TestDb;
+use churn_testkit::{TestDb, applied_migrations, migration_versions};
 use sqlx::PgPool;
 
 async fn table_count(pool: &PgPool) -> i64 {
@@ -14,21 +14,11 @@ async fn table_count(pool: &PgPool) -> i64 {
     .unwrap()
 }
 
-async fn history(pool: &PgPool) -> Vec<i32> {
-    sqlx::query_scalar("select version from refinery_schema_history order by version")
-        .fetch_all(pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn migrations_create_every_schema_and_applying_twice_changes_nothing() {
     let db = TestDb::empty().await;
     let first = churn_store::migrate(&db.url).await.unwrap();
-    let expected: Vec<i32> = churn_store::embedded_migrations()
-        .iter()
-        .map(|m| m.0)
-        .collect();
+    let expected = migration_versions();
     assert_eq!(first, expected);
     let tables = table_count(&db.pool).await;
     assert_eq!(tables, 16);
@@ -36,7 +26,7 @@ async fn migrations_create_every_schema_and_applying_twice_changes_nothing() {
     let second = churn_store::migrate(&db.url).await.unwrap();
     assert!(second.is_empty());
     assert_eq!(table_count(&db.pool).await, tables);
-    assert_eq!(history(&db.pool).await, expected);
+    assert_eq!(applied_migrations(&db.pool).await, expected);
 }
 
 /// The official postgres image with POSTGRES_USER=churn gives a role named like our `churn` schema, and
@@ -51,14 +41,11 @@ async fn migrations_apply_twice_when_the_search_path_puts_our_schema_first() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let expected: Vec<i32> = churn_store::embedded_migrations()
-        .iter()
-        .map(|m| m.0)
-        .collect();
+    let expected = migration_versions();
     assert_eq!(churn_store::migrate(&db.url).await.unwrap(), expected);
     let second = churn_store::migrate(&db.url).await.unwrap();
     assert!(second.is_empty(), "re-applied {second:?}");
-    assert_eq!(history(&db.pool).await, expected);
+    assert_eq!(applied_migrations(&db.pool).await, expected);
 }
 
 #[tokio::test]
@@ -74,13 +61,10 @@ async fn concurrent_migrations_leave_one_schema() {
     for run in runs {
         applied_total += run.await.unwrap().unwrap().len();
     }
-    let expected: Vec<i32> = churn_store::embedded_migrations()
-        .iter()
-        .map(|m| m.0)
-        .collect();
+    let expected = migration_versions();
     // Exactly one of the runs applied each migration; the others found nothing to do.
     assert_eq!(applied_total, expected.len());
-    assert_eq!(history(&db.pool).await, expected);
+    assert_eq!(applied_migrations(&db.pool).await, expected);
     assert_eq!(table_count(&db.pool).await, 16);
 }
 

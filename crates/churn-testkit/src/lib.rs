@@ -26,6 +26,22 @@ pub fn admin_database_url() -> String {
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// The versions of every migration compiled in, in order.
+pub fn migration_versions() -> Vec<i32> {
+    churn_store::embedded_migrations()
+        .iter()
+        .map(|m| m.0)
+        .collect()
+}
+
+/// The versions refinery recorded as applied in a database, in order.
+pub async fn applied_migrations(pool: &PgPool) -> Vec<i32> {
+    sqlx::query_scalar("select version from public.refinery_schema_history order by version")
+        .fetch_all(pool)
+        .await
+        .expect("read refinery_schema_history")
+}
+
 /// The seed dataset: `CHURN_SEED_DATA`, else `shared/data/telco_customer_churn.csv` beside the repository.
 pub fn seed_data_path() -> PathBuf {
     std::env::var_os("CHURN_SEED_DATA")

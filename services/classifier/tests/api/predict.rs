@@ -101,6 +101,41 @@ async fn a_batch_with_a_bad_item_fails_only_that_item() {
 }
 
 #[tokio::test]
+async fn a_full_batch_split_over_the_cores_keeps_every_item_in_its_place() {
+    let app = spawn_with_champion(&[]).await;
+    let customers: Vec<_> = seed().into_iter().take(1000).collect();
+    let mut items: Vec<Value> = customers.iter().map(customer_json).collect();
+    // Bad items at both ends and in the middle, so every share of the work holds some.
+    let bad = [0, 499, 500, 501, 999];
+    for &i in &bad {
+        items[i]["contract"] = json!("Forever");
+    }
+    let (status, body) = post(&app, "/predict/batch", &Value::Array(items)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["valid"], 995);
+    assert_eq!(body["invalid"], 5);
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1000);
+    let expected = loaded().predict(&customers);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["index"], i);
+        if bad.contains(&i) {
+            assert_eq!(r["status"], "invalid", "{r}");
+            assert_eq!(r["errors"][0]["field"], "contract", "{r}");
+        } else {
+            assert_eq!(r["status"], "ok", "{r}");
+            let p = r["churn_probability"].as_f64().unwrap();
+            assert!(
+                (p - expected[i]).abs() < 1e-12,
+                "item {i}: {p} vs {}",
+                expected[i]
+            );
+        }
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_batch_over_the_cap_is_refused_naming_the_cap() {
     let app = spawn_with_champion(&[("PREDICT_MAX_BATCH", "10")]).await;
     let items: Vec<Value> = seed().iter().take(11).map(customer_json).collect();
