@@ -1,7 +1,6 @@
 //! `churnctl train|predict|evaluate`: AutoML training with a leaderboard, batch prediction to CSV, and
 //! every metric of a model on labelled data.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -322,7 +321,6 @@ pub fn predict_csv(model: &LoadedModel, data: &Path, out: &Path) -> anyhow::Resu
     tmp.as_file().sync_all()?;
     tmp.persist(out)
         .with_context(|| format!("writing {}", out.display()))?;
-    std::io::stdout().flush()?;
     Ok(rows)
 }
 

@@ -99,9 +99,7 @@ pub enum Prepared {
 pub struct Forest {
     base: f64,
     nodes: Vec<ForestNode>,
-    /// Leaf values by node index (0 for inner nodes).
-    leaves: Vec<f64>,
-    /// Every node's weight (its expected value), for per-feature contributions.
+    /// Every node's weight: a leaf's value, an inner node's expected value (for contributions).
     weights: Vec<f64>,
     /// Groups of up to LANES roots with the number of steps that reaches a leaf in all of them.
     groups: Vec<([u32; LANES], usize, usize)>,
@@ -126,7 +124,6 @@ impl Forest {
     fn from_booster(booster: &GradientBooster) -> Self {
         let count = booster.prediction_iteration.unwrap_or(booster.trees.len());
         let mut nodes: Vec<ForestNode> = Vec::new();
-        let mut leaves: Vec<f64> = Vec::new();
         let mut weights: Vec<f64> = Vec::new();
         let mut trees: Vec<(u32, usize)> = Vec::with_capacity(count);
         for tree in booster.trees.iter().take(count) {
@@ -139,7 +136,6 @@ impl Forest {
                 feature: 0,
                 left: root as u32,
             });
-            leaves.push(0.0);
             weights.push(0.0);
             while let Some((source, slot, level)) = queue.pop_front() {
                 let Some(node) = tree.nodes.get(source) else {
@@ -152,7 +148,6 @@ impl Forest {
                         feature: 0,
                         left: slot as u32,
                     };
-                    leaves[slot] = f64::from(node.weight_value);
                 } else {
                     let left = nodes.len();
                     for _ in 0..2 {
@@ -161,7 +156,6 @@ impl Forest {
                             feature: 0,
                             left: 0,
                         });
-                        leaves.push(0.0);
                         weights.push(0.0);
                     }
                     queue.push_back((node.left_child, left, level + 1));
@@ -192,7 +186,6 @@ impl Forest {
         Self {
             base: booster.base_score,
             nodes,
-            leaves,
             weights,
             groups,
         }
@@ -232,7 +225,8 @@ impl Forest {
                 *index = node.left + u32::from(row[node.feature as usize] >= node.value);
             }
         }
-        at[..lanes].iter().map(|i| self.leaves[*i as usize]).sum()
+        // Every walk ends at a leaf, whose weight is its value.
+        at[..lanes].iter().map(|i| self.weights[*i as usize]).sum()
     }
 
     /// Log-odds of every row of a row-major matrix.

@@ -16,18 +16,9 @@ fn snake() -> Value {
     })
 }
 
+/// A request body of the original FastAPI service (shared with the classifier's tests).
 fn original_api_payload() -> Value {
-    json!({
-        "CustomerID": "3668-QPYBK", "Country": "United States", "State": "California",
-        "City": "Los Angeles", "Zip_Code": 90003, "Lat_Long": "33.964131, -118.272783",
-        "Latitude": 33.964131, "Longitude": -118.272783, "Gender": "Male", "Senior_Citizen": "No",
-        "Partner": "No", "Dependents": "No", "Tenure_Months": 2, "Phone_Service": "Yes",
-        "Multiple_Lines": "No", "Internet_Service": "DSL", "Online_Security": "Yes",
-        "Online_Backup": "Yes", "Device_Protection": "No", "Tech_Support": "No", "Streaming_TV": "No",
-        "Streaming_Movies": "No", "Contract": "Month-to-month", "Paperless_Billing": "Yes",
-        "Payment_Method": "Mailed check", "Monthly_Charges": 53.85, "Total_Charges": 108.15,
-        "model_version": "1.0.0", "date": "2024-01-01T00:00:00"
-    })
+    serde_json::from_str(include_str!("fixtures/original_api_payload.json")).unwrap()
 }
 
 fn errors_of(value: &Value) -> Vec<(String, String)> {

@@ -90,6 +90,16 @@ async fn register(registry: &Registry, model: &ChurnModel) -> (ModelVersion, Loa
     (version, LoadedModel::new(model.clone()).unwrap())
 }
 
+/// The version the champion alias points at.
+async fn champion_version(registry: &Registry) -> i32 {
+    registry
+        .by_alias(MODEL_NAME, CHAMPION)
+        .await
+        .unwrap()
+        .expect("a champion")
+        .version
+}
+
 #[tokio::test]
 async fn the_first_model_becomes_champion_with_its_run_recorded() {
     let (registry, _db, _s3) = setup().await;
@@ -111,15 +121,7 @@ async fn the_first_model_becomes_champion_with_its_run_recorded() {
             .unwrap();
     assert!(decision.promoted);
     assert_eq!(decision.reason, "there was no champion");
-    assert_eq!(
-        registry
-            .by_alias(MODEL_NAME, CHAMPION)
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        1
-    );
+    assert_eq!(champion_version(&registry).await, 1);
 }
 
 #[tokio::test]
@@ -139,15 +141,7 @@ async fn a_worse_candidate_stays_challenger_and_the_decision_keeps_its_evidence(
     assert!(decision.candidate_score.unwrap() < decision.champion_score.unwrap());
     assert_eq!(decision.evidence["holdout_rows"], 1000);
     assert!(decision.evidence["champion"]["roc_auc"].is_number());
-    assert_eq!(
-        registry
-            .by_alias(MODEL_NAME, CHAMPION)
-            .await
-            .unwrap()
-            .unwrap()
-            .version,
-        1
-    );
+    assert_eq!(champion_version(&registry).await, 1);
     assert_eq!(
         registry
             .by_alias(MODEL_NAME, CHALLENGER)

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use churn_core::JsonInputError;
 use churn_core::{Customer, FieldError, YesNo};
 use churn_service::error::json_syntax;
-use churn_service::health::{Check, Readiness, infra_checks};
+use churn_service::health::{Check, Critical, Readiness, infra_checks};
 use churn_service::{ApiError, ApiJson, JsonBody, Limits, finish_router};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -294,23 +294,23 @@ async fn predict_batch(
         ));
     }
     let served = served(&state)?;
-    let parsed: Vec<Result<Customer, churn_core::ValidationErrors>> = items
+    // The valid customers move into `valid` in order; each item keeps only its errors, if any.
+    let mut valid: Vec<Customer> = Vec::with_capacity(items.len());
+    let item_errors: Vec<Option<Vec<FieldError>>> = items
         .iter()
-        .map(|item| {
-            Customer::from_json_slice(item.get().as_bytes()).map_err(|e| match e {
-                JsonInputError::Invalid(errors) => errors,
+        .map(
+            |item| match Customer::from_json_slice(item.get().as_bytes()) {
+                Ok(customer) => {
+                    valid.push(customer);
+                    None
+                }
+                Err(JsonInputError::Invalid(errors)) => Some(errors.0),
                 // Each item is a well-formed JSON value already; kept total anyway.
-                JsonInputError::Syntax(e) => churn_core::ValidationErrors(vec![FieldError::new(
-                    "$",
-                    Value::Null,
-                    e.to_string(),
-                )]),
-            })
-        })
-        .collect();
-    let valid: Vec<Customer> = parsed
-        .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
+                Err(JsonInputError::Syntax(e)) => {
+                    Some(vec![FieldError::new("$", Value::Null, e.to_string())])
+                }
+            },
+        )
         .collect();
     let valid_count = valid.len();
     // A large batch is milliseconds of CPU: keep it off the threads that serve other requests.
@@ -319,11 +319,11 @@ async fn predict_batch(
         .await
         .map_err(ApiError::internal)?;
     let mut next = probabilities.into_iter();
-    let results: Vec<BatchItem> = parsed
+    let results: Vec<BatchItem> = item_errors
         .into_iter()
         .enumerate()
-        .map(|(index, p)| match p {
-            Ok(_) => {
+        .map(|(index, errors)| match errors {
+            None => {
                 let probability = next.next().unwrap_or(f64::NAN);
                 let churn = served.model.label(probability);
                 record(probability, churn);
@@ -340,13 +340,13 @@ async fn predict_batch(
                     errors: None,
                 }
             }
-            Err(e) => BatchItem {
+            Some(errors) => BatchItem {
                 index,
                 status: "invalid",
                 predicted_churn_label: None,
                 churn_probability: None,
                 confidence: None,
-                errors: Some(e.0),
+                errors: Some(errors),
             },
         })
         .collect();
@@ -470,10 +470,15 @@ async fn reload(
     (status = 200, description = "Ready, or degraded but serving", body = Readiness),
     (status = 503, description = "No model loaded", body = Readiness)))]
 async fn ready(State(state): State<AppState>) -> Readiness {
-    let mut checks = infra_checks(&state.infra, false).await;
-    if let Some(db) = checks.get_mut("database") {
-        db.critical = false;
-    }
+    // The model in memory keeps serving through either outage.
+    let mut checks = infra_checks(
+        &state.infra,
+        Critical {
+            database: false,
+            object_store: false,
+        },
+    )
+    .await;
     let model = match state.holder.current() {
         Some(s) => Check::pass(Some(format!("{} version {}", s.name, s.version))),
         None => Check::fail(

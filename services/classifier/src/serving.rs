@@ -197,10 +197,11 @@ impl ModelHolder {
                             break;
                         }
                         None => {
-                            let _ = self.refresh().await;
+                            // Without LISTEN, the reconnect attempt above refreshes on its way.
                             if listener.is_none() {
                                 break;
                             }
+                            let _ = self.refresh().await;
                         }
                     }
                 }

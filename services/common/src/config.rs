@@ -326,7 +326,8 @@ mod tests {
             .filter_map(|line| line.split_once('='));
         let config = CommonConfig::from_env(&Env::from_pairs(pairs)).expect("sample.env parses");
         // Empty means the default: one worker per core.
-        assert!(config.worker_threads >= 1);
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        assert_eq!(config.worker_threads, cores);
         assert_eq!(config.limits, crate::server::Limits::default());
     }
 

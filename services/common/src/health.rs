@@ -104,19 +104,29 @@ impl IntoResponse for Readiness {
     }
 }
 
+/// Which dependencies a service cannot work without: a failed critical check makes it not ready, a
+/// failed other one only degraded.
+#[derive(Debug, Clone, Copy)]
+pub struct Critical {
+    pub database: bool,
+    pub object_store: bool,
+}
+
 /// Probes the database and the object store concurrently, each bounded by a short timeout.
-/// `objects_critical` says whether the service cannot work without the object store.
-pub async fn infra_checks(infra: &Infra, objects_critical: bool) -> BTreeMap<String, Check> {
+pub async fn infra_checks(infra: &Infra, critical: Critical) -> BTreeMap<String, Check> {
     let limit = Duration::from_secs(2);
     let (db, objects) = tokio::join!(
         tokio::time::timeout(limit, churn_store::ping(&infra.pool)),
         tokio::time::timeout(limit, infra.objects.ping()),
     );
     BTreeMap::from([
-        ("database".to_owned(), Check::from_result(db, true)),
+        (
+            "database".to_owned(),
+            Check::from_result(db, critical.database),
+        ),
         (
             "object_store".to_owned(),
-            Check::from_result(objects, objects_critical),
+            Check::from_result(objects, critical.object_store),
         ),
     ])
 }

@@ -2,7 +2,6 @@
 //! shutdown on SIGTERM or Ctrl-C.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -108,16 +107,17 @@ where
         .split_for_parts();
     // Serialized once and shared: the router is cloned for every connection, and a document held by
     // value would be copied with it.
-    let spec: Arc<[u8]> = serde_json::to_vec(&openapi).unwrap_or_default().into();
+    let spec = axum::body::Bytes::from(serde_json::to_vec(&openapi).unwrap_or_default());
     let router = router
         .route(
             "/openapi.json",
             get(move || {
+                // A reference-counted handle: no copy of the document per request.
                 let spec = spec.clone();
                 async move {
                     (
                         [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        axum::body::Bytes::copy_from_slice(&spec),
+                        spec,
                     )
                 }
             }),

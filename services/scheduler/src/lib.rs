@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use churn_service::config::SCHEDULER_PORT;
-use churn_service::health::{Readiness, infra_checks};
+use churn_service::health::{Critical, Readiness, infra_checks};
 use churn_service::{Application, Env, Infra, Limits, ServiceConfig, finish_router};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,5 +48,14 @@ pub fn router(state: AppState, limits: Limits) -> (axum::Router, utoipa::openapi
     (status = 200, description = "Ready (or degraded but serving)", body = Readiness),
     (status = 503, description = "Not ready", body = Readiness)))]
 async fn ready(State(state): State<AppState>) -> Readiness {
-    Readiness::from_checks(infra_checks(&state.infra, true).await)
+    Readiness::from_checks(
+        infra_checks(
+            &state.infra,
+            Critical {
+                database: true,
+                object_store: true,
+            },
+        )
+        .await,
+    )
 }

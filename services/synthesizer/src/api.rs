@@ -7,7 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use churn_core::Customer;
-use churn_service::health::{Check, Readiness, infra_checks};
+use churn_service::health::{Check, Critical, Readiness, infra_checks};
 use churn_service::{ApiError, Limits, finish_router};
 use churn_synth::sampler::CHUNK_ROWS;
 use serde_json::json;
@@ -248,7 +248,14 @@ fn stream(state: AppState, n: u64, seed: u64, ndjson: bool) -> Body {
     (status = 200, description = "Ready (or degraded but serving)", body = Readiness),
     (status = 503, description = "Not ready", body = Readiness)))]
 async fn ready(State(state): State<AppState>) -> Readiness {
-    let mut checks = infra_checks(&state.infra, false).await;
+    let mut checks = infra_checks(
+        &state.infra,
+        Critical {
+            database: true,
+            object_store: false,
+        },
+    )
+    .await;
     checks.insert(
         "model".to_owned(),
         Check::pass(Some(format!("synthesizer version {}", state.model.version))),

@@ -48,17 +48,11 @@ async fn explain_adds_the_top_feature_contributions() {
 #[tokio::test]
 async fn the_original_apis_payload_is_accepted() {
     let app = spawn_with_champion(&[]).await;
-    let payload = json!({
-        "CustomerID": "3668-QPYBK", "Country": "United States", "State": "California",
-        "City": "Los Angeles", "Zip_Code": 90003, "Lat_Long": "33.964131, -118.272783",
-        "Latitude": 33.964131, "Longitude": -118.272783, "Gender": "Male", "Senior_Citizen": "No",
-        "Partner": "No", "Dependents": "No", "Tenure_Months": 2, "Phone_Service": "Yes",
-        "Multiple_Lines": "No", "Internet_Service": "DSL", "Online_Security": "Yes",
-        "Online_Backup": "Yes", "Device_Protection": "No", "Tech_Support": "No", "Streaming_TV": "No",
-        "Streaming_Movies": "No", "Contract": "Month-to-month", "Paperless_Billing": "Yes",
-        "Payment_Method": "Mailed check", "Monthly_Charges": 53.85, "Total_Charges": 108.15,
-        "model_version": "1.0.0", "date": "2024-01-01T00:00:00"
-    });
+    // The original FastAPI service's request body, as churn-core's JSON tests use it.
+    let payload: Value = serde_json::from_str(include_str!(
+        "../../../../crates/churn-core/tests/fixtures/original_api_payload.json"
+    ))
+    .unwrap();
     let (status, body) = post(&app, "/predict", &payload).await;
     assert_eq!(status, 200, "{body}");
     let (_, snake) = post(&app, "/predict", &customer_json(&seed()[0])).await;
@@ -159,33 +153,17 @@ async fn an_api_key_when_configured_is_required_on_predict_routes() {
         err["error"].as_str().unwrap().contains("X-API-Key"),
         "{err}"
     );
-    let wrong = app
-        .client
-        .post(app.url("/predict"))
-        .header("x-api-key", "nope")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 401);
-    let right = app
-        .client
-        .post(app.url("/predict"))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(right.status(), 200);
-    let batch = app
-        .client
-        .post(app.url("/predict/batch"))
-        .header("authorization", format!("Bearer {key}"))
-        .json(&json!([body]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(batch.status(), 200);
+    let status_with = |path: &'static str, header: (&'static str, String), body: Value| {
+        let request = app.client.post(app.url(path)).header(header.0, header.1);
+        async move { request.json(&body).send().await.unwrap().status() }
+    };
+    let wrong = status_with("/predict", ("x-api-key", "nope".to_owned()), body.clone());
+    assert_eq!(wrong.await, 401);
+    let right = status_with("/predict", ("x-api-key", key.to_owned()), body.clone());
+    assert_eq!(right.await, 200);
+    let bearer = ("authorization", format!("Bearer {key}"));
+    let batch = status_with("/predict/batch", bearer, json!([body]));
+    assert_eq!(batch.await, 200);
     // Operational routes stay open for probes and scrapers.
     assert_eq!(app.get("/health").await.status(), 200);
     app.shutdown().await;
