@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use churn_core::{CustomerReader, Error as DataError};
 use churn_store::seed;
 use clap::Subcommand;
@@ -36,13 +37,9 @@ pub enum DataCommand {
     },
     /// Download the seed dataset from its pinned URL and verify its SHA-256.
     Fetch {
-        /// Where to save it.
-        #[arg(
-            long,
-            env = "CHURN_SEED_DATA",
-            default_value = "../shared/data/telco_customer_churn.csv"
-        )]
-        out: PathBuf,
+        /// Where to save it [default: $CHURN_SEED_DATA, else ../shared/data/telco_customer_churn.csv].
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Source URL (defaults to the pinned public copy).
         #[arg(long, default_value = seed::SEED_URL)]
         url: String,
@@ -62,23 +59,21 @@ pub async fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
             train_out,
             test_out,
         } => {
+            let params = churn_automl::split::SplitParams {
+                test_fraction,
+                seed,
+            }
+            .check()
+            .context("--test-fraction")?;
             let customers = churn_core::read_customers(&data)?;
-            let labels: Vec<bool> = customers
-                .iter()
-                .map(|c| c.churn_label.is_some_and(|l| l.is_yes()))
-                .collect();
-            anyhow::ensure!(
-                customers.iter().all(|c| c.churn_label.is_some()),
-                "{} has rows without a churn label; a stratified split needs labels",
-                data.display()
-            );
-            let (train, test) = churn_automl::split::stratified_split(&labels, test_fraction, seed);
-            for (indices, path) in [(&train, &train_out), (&test, &test_out)] {
+            let (train, test) = churn_automl::split::split_customers(customers, &params)
+                .with_context(|| format!("splitting {}", data.display()))?;
+            for (rows, path) in [(&train, &train_out), (&test, &test_out)] {
                 let file = std::io::BufWriter::new(std::fs::File::create(path)?);
                 let mut writer =
                     churn_core::CustomerWriter::new(file, churn_core::HeaderStyle::Dataset, true)?;
-                for i in indices {
-                    writer.write(&customers[*i])?;
+                for customer in rows {
+                    writer.write(customer)?;
                 }
                 writer.finish()?.flush()?;
             }
@@ -92,9 +87,20 @@ pub async fn run(command: DataCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DataCommand::Fetch { out, url, sha256 } => {
-            let mut progress = Progress::new("downloading");
+            let out = out.unwrap_or_else(|| {
+                churn_config::Env::Process
+                    .get(churn_config::SEED_DATA_ENV)
+                    .map_or_else(
+                        || std::path::PathBuf::from("../shared/data/telco_customer_churn.csv"),
+                        std::path::PathBuf::from,
+                    )
+            });
+            let mut progress = Progress::bytes("downloading", None);
             seed::download_verified(&url, &sha256, &out, |done, total| {
-                progress.bytes(done, total)
+                if let Some(total) = total {
+                    progress.set_total(total);
+                }
+                progress.set(done);
             })
             .await?;
             progress.finish();

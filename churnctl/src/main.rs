@@ -1,12 +1,19 @@
 //! `churnctl`: the platform's admin CLI over the same library crates the services use.
 
 mod bench;
+mod bench_ingest;
 mod data;
+mod ingest;
+mod jobs;
+mod metabase;
 mod models;
+mod monitor;
 mod progress;
 mod registry_args;
 mod synth;
+mod table;
 mod train;
+mod up;
 
 use std::process::ExitCode;
 
@@ -27,13 +34,9 @@ struct Cli {
 enum Command {
     /// Apply pending database migrations (safe to run while services start).
     Migrate {
-        /// PostgreSQL URL.
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/churn"
-        )]
-        database_url: String,
+        /// PostgreSQL URL [default: $DATABASE_URL, else postgres://postgres@127.0.0.1:5432/churn].
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Check and download customer data files.
     Data {
@@ -49,7 +52,8 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Add churn_probability and predicted_churn_label to every row of a CSV.
     Predict {
-        /// registry:churn-classifier@champion, registry:churn-classifier/3, or a model.json path.
+        /// registry:churn-classifier@champion, registry:churn-classifier/3, a model.json path, or the
+        /// directory `churnctl train --out DIR` wrote.
         #[arg(long)]
         model: String,
         #[arg(long)]
@@ -61,6 +65,8 @@ enum Command {
     },
     /// Print every metric of a model on labelled data.
     Evaluate {
+        /// registry:churn-classifier@champion, registry:churn-classifier/3, a model.json path, or the
+        /// directory `churnctl train --out DIR` wrote.
         #[arg(long)]
         model: String,
         #[arg(long)]
@@ -73,11 +79,28 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
+    /// The scheduler's jobs: list, runs, run now, pause, resume.
+    Jobs(jobs::JobsArgs),
+    /// Live metrics and drift: the monitoring jobs' latest figures, or drift between two files.
+    Monitor {
+        #[command(subcommand)]
+        command: monitor::MonitorCommand,
+    },
+    /// Metabase as code: the warehouse connection, questions and the "Churn analytics" dashboard.
+    Metabase {
+        #[command(subcommand)]
+        command: metabase::MetabaseCommand,
+    },
+    /// Ingest a labelled customer file (local, uploaded to landing/, or s3://…) and print its summary.
+    Ingest(Box<ingest::IngestArgs>),
     /// Fit, sample and score the Gaussian-copula synthesizer.
     Synth {
         #[command(subcommand)]
         command: synth::SynthCommand,
     },
+    /// Run the whole platform here without Docker: the database (DATABASE_URL, or an embedded
+    /// PostgreSQL in ./.churn), models, and the three services with their logs, until Ctrl-C.
+    Up(up::UpArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +111,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Sized explicitly: left to itself, tokio reads TOKIO_WORKER_THREADS (a service setting in
     // sample.env, often sourced empty into a shell) and panics when it is empty.
@@ -97,7 +121,12 @@ fn main() -> ExitCode {
         .enable_all()
         .build();
     let result = match runtime {
-        Ok(runtime) => runtime.block_on(run(cli)),
+        Ok(runtime) => {
+            let result = runtime.block_on(run(cli));
+            // Work cut short by Ctrl-C (a training thread) must not hold the exit.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            result
+        }
         Err(e) => Err(anyhow::Error::new(e).context("starting the async runtime")),
     };
     match result {
@@ -112,7 +141,14 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Migrate { database_url } => {
-            let applied = churn_store::migrate(&database_url).await?;
+            let env =
+                churn_config::Env::process_with(database_url.map(|url| ("DATABASE_URL", url)));
+            let database = churn_config::DatabaseConfig::from_env(&env)?;
+            let applied = churn_store::migrate(database.url.expose()).await?;
+            if let Some(password) = &database.readonly_password {
+                churn_store::set_readonly_password(database.url.expose(), password).await?;
+                println!("set the password of {}", churn_store::READONLY_ROLE);
+            }
             if applied.is_empty() {
                 println!(
                     "schema is up to date ({} migrations)",
@@ -155,5 +191,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models { command } => models::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::Bench { command } => bench::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::Synth { command } => synth::run(command).await.map(|()| ExitCode::SUCCESS),
+        Command::Ingest(args) => ingest::run(*args).await,
+        Command::Jobs(args) => jobs::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Monitor { command } => monitor::run(command).await,
+        Command::Metabase { command } => metabase::run(command).await.map(|()| ExitCode::SUCCESS),
+        Command::Up(args) => up::run(args).await,
     }
 }

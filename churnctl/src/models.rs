@@ -22,6 +22,17 @@ pub enum ModelsCommand {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Delete stored artifacts no version refers to (left by failed registrations).
+    Gc {
+        /// Only artifacts older than this are considered (younger ones may be in flight).
+        #[arg(long, default_value_t = 3600)]
+        min_age_secs: u64,
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Point an alias at a version by hand (records a manual decision for the champion alias).
     Promote {
         name: String,
@@ -40,8 +51,9 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             let models = registry.list_models().await?;
             if models.is_empty() {
                 println!("no registered models");
+                return Ok(());
             }
-            println!("{:<24} {:>7}  {:<30} updated", "name", "latest", "aliases");
+            let mut table = crate::table::new(&["name", "latest", "aliases", "updated"], &[1]);
             for m in models {
                 let aliases: Vec<String> = m
                     .aliases
@@ -49,14 +61,14 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
                     .iter()
                     .map(|(a, v)| format!("{a}={v}"))
                     .collect();
-                println!(
-                    "{:<24} {:>7}  {:<30} {}",
+                table.add_row(vec![
                     m.name,
                     m.latest_version.map_or("-".to_owned(), |v| v.to_string()),
                     aliases.join(", "),
-                    m.updated_at.format("%Y-%m-%d %H:%M:%S")
-                );
+                    m.updated_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                ]);
             }
+            println!("{table}");
             Ok(())
         }
         ModelsCommand::Show {
@@ -64,6 +76,28 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             json,
             registry,
         } => show(&registry.open().await?, &name, json).await,
+        ModelsCommand::Gc {
+            min_age_secs,
+            dry_run,
+            registry,
+        } => {
+            let registry = registry.open().await?;
+            let report = registry
+                .collect_garbage(std::time::Duration::from_secs(min_age_secs), dry_run)
+                .await?;
+            for key in &report.orphans {
+                println!("{} {key}", if dry_run { "would delete" } else { "deleted" });
+            }
+            println!(
+                "{} artifacts scanned: {} referenced, {} unreferenced but younger than {min_age_secs} s, {} {}",
+                report.scanned,
+                report.referenced,
+                report.too_young,
+                report.orphans.len(),
+                if dry_run { "to delete" } else { "deleted" }
+            );
+            Ok(())
+        }
         ModelsCommand::Promote {
             name,
             version,
@@ -71,34 +105,41 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             registry,
         } => {
             let registry = registry.open().await?;
-            let lock = registry.lock_model(&name).await?;
-            let previous = registry.by_alias(&name, &alias).await?.map(|v| v.version);
             registry
                 .get(&name, version)
                 .await
                 .context("the version to promote")?;
-            if alias == "champion" {
-                registry
-                    .record_decision(
-                        &churn_registry::Decision {
-                            model_name: name.clone(),
-                            candidate_version: version,
-                            champion_version: previous,
-                            metric: "manual".to_owned(),
-                            candidate_score: None,
-                            champion_score: None,
-                            margin: 0.0,
-                            promoted: true,
-                            reason: "promoted by hand with churnctl models promote".to_owned(),
-                            evidence: serde_json::json!({ "user": std::env::var("USER").unwrap_or_default() }),
-                        },
-                        &alias,
-                    )
-                    .await?;
-            } else {
+            let previous = registry.by_alias(&name, &alias).await?.map(|v| v.version);
+            if alias != "champion" {
                 registry.set_alias(&name, &alias, version).await?;
+                println!(
+                    "{name}@{alias} -> version {version} (was {})",
+                    previous.map_or("unset".to_owned(), |v| v.to_string())
+                );
+                return Ok(());
             }
-            lock.release().await?;
+            // Compare-and-set: if the champion moves between reading it and recording this decision,
+            // the decision is refused rather than overwriting a move made meanwhile.
+            registry
+                .record_decision(
+                    &churn_registry::Decision {
+                        model_name: name.clone(),
+                        candidate_version: version,
+                        champion_version: previous,
+                        metric: "manual".to_owned(),
+                        candidate_score: None,
+                        champion_score: None,
+                        margin: 0.0,
+                        promoted: true,
+                        reason: "promoted by hand with churnctl models promote".to_owned(),
+                        evidence: serde_json::json!({
+                            "user": std::env::var("USER").unwrap_or_default(),
+                        }),
+                    },
+                    &alias,
+                    None,
+                )
+                .await?;
             println!(
                 "{name}@{alias} -> version {version} (was {})",
                 previous.map_or("unset".to_owned(), |v| v.to_string())
@@ -125,25 +166,36 @@ async fn show(registry: &Registry, name: &str, json: bool) -> anyhow::Result<()>
     for (alias, version) in &aliases {
         println!("  @{alias} -> {version}");
     }
+    let mut table = crate::table::new(
+        &[
+            "version",
+            "created",
+            "flavor",
+            "test roc_auc",
+            "sha256",
+            "rows",
+        ],
+        &[0, 3, 5],
+    );
     for v in &versions {
         let auc = v
             .metrics
             .0
             .get("test_roc_auc")
             .and_then(serde_json::Value::as_f64);
-        println!(
-            "  v{:<4} {}  {:<32} test roc_auc {}  sha256 {}…  rows {}",
-            v.version,
-            v.created_at.format("%Y-%m-%d %H:%M:%S"),
-            v.flavor,
+        table.add_row(vec![
+            format!("v{}", v.version),
+            v.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            v.flavor.clone(),
             auc.map_or("n/a".to_owned(), |a| format!("{a:.4}")),
-            &v.artifact_sha256[..12],
+            format!("{}…", &v.artifact_sha256[..12]),
             v.lineage
                 .0
                 .get("training_rows")
-                .map_or("?".to_owned(), ToString::to_string)
-        );
+                .map_or("?".to_owned(), ToString::to_string),
+        ]);
     }
+    println!("{table}");
     if !decisions.is_empty() {
         println!("  decisions:");
         for d in decisions.iter().take(10) {

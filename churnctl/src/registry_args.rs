@@ -1,50 +1,54 @@
-//! Where the model registry lives, from flags or the same environment variables the services read.
+//! Where the model registry lives: flags over the same environment variables the services read.
 
 use anyhow::Context;
+use churn_config::{DatabaseConfig, Env, ObjectStoreConfig};
 use churn_registry::Registry;
-use churn_store::objects::S3Options;
-use churn_store::{ObjectStoreHandle, ObjectStoreUrl};
+use churn_store::ObjectStoreHandle;
 use clap::Args;
 
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
-    /// PostgreSQL holding the registry's metadata.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/churn"
-    )]
-    pub database_url: String,
-    /// Object store holding artifacts: s3://bucket[/prefix] or file:///dir (AWS_* variables configure S3).
-    #[arg(long, env = "OBJECT_STORE_URL", default_value = "file://./var/objects")]
-    pub object_store_url: String,
+    /// PostgreSQL holding the registry's metadata [default: $DATABASE_URL, else
+    /// postgres://postgres@127.0.0.1:5432/churn].
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Object store holding artifacts: s3://bucket[/prefix] or file:///dir (AWS_* variables configure S3)
+    /// [default: $OBJECT_STORE_URL, else file://./var/objects].
+    #[arg(long)]
+    pub object_store_url: Option<String>,
 }
 
 impl RegistryArgs {
+    /// The process environment with these flags on top.
+    pub fn env(&self) -> Env {
+        let mut overrides = Vec::new();
+        if let Some(url) = &self.database_url {
+            overrides.push(("DATABASE_URL", url.clone()));
+        }
+        if let Some(url) = &self.object_store_url {
+            overrides.push(("OBJECT_STORE_URL", url.clone()));
+        }
+        Env::process_with(overrides)
+    }
+
     /// Connects, applies pending migrations and opens the object store.
     pub async fn open(&self) -> anyhow::Result<Registry> {
-        churn_store::migrate(&self.database_url)
+        let env = self.env();
+        let database = DatabaseConfig::from_env(&env)?;
+        churn_store::migrate(database.url.expose())
             .await
-            .context("DATABASE_URL")?;
-        let pool = churn_store::connect(&self.database_url, 4)
+            .with_context(|| format!("DATABASE_URL {}", database.url))?;
+        let pool = churn_store::connect(database.url.expose(), 4)
             .await
-            .context("DATABASE_URL")?;
-        let url = resolve_relative(&self.object_store_url)
-            .parse::<ObjectStoreUrl>()
-            .context("OBJECT_STORE_URL")?;
+            .with_context(|| format!("DATABASE_URL {}", database.url))?;
+        let objects = ObjectStoreConfig::from_env(&env)?;
         let objects =
-            ObjectStoreHandle::open(&url, &S3Options::from_env()).context("OBJECT_STORE_URL")?;
+            ObjectStoreHandle::open(&objects.url, &objects.s3).context("OBJECT_STORE_URL")?;
         Ok(Registry::new(pool, objects))
     }
 }
 
-/// `file://./dir` is not a valid file URL; treat it as relative to the working directory.
-fn resolve_relative(url: &str) -> String {
-    match url.strip_prefix("file://./") {
-        Some(rest) => match std::env::current_dir() {
-            Ok(cwd) => format!("file://{}/{rest}", cwd.display()),
-            Err(_) => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+/// The seed data: `path` when given, else where every process finds it ([`churn_config::seed_data_path`]).
+pub fn seed_or(path: Option<std::path::PathBuf>) -> std::path::PathBuf {
+    path.unwrap_or_else(|| churn_config::seed_data_path(&Env::Process))
 }

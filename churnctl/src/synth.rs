@@ -12,7 +12,7 @@ use churn_synth::{CsvFormatter, FitOptions, Sampler, SynthModel, report};
 use clap::{Subcommand, ValueEnum};
 
 use crate::progress::Progress;
-use crate::registry_args::RegistryArgs;
+use crate::registry_args::{RegistryArgs, seed_or};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Header {
@@ -27,8 +27,9 @@ pub enum SynthCommand {
     /// Fit a synthesizer on a customer CSV and save the artifact.
     Fit {
         /// Training data (the IBM Telco layout).
-        #[arg(long, env = "CHURN_SEED_DATA")]
-        data: PathBuf,
+        /// [default: $CHURN_SEED_DATA, else shared/data/telco_customer_churn.csv in an ancestor folder]
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// Where to write the artifact (JSON).
         #[arg(long)]
         out: PathBuf,
@@ -69,8 +70,9 @@ pub enum SynthCommand {
         #[arg(long)]
         model: String,
         /// Real data to compare with.
-        #[arg(long, env = "CHURN_SEED_DATA")]
-        data: PathBuf,
+        /// [default: $CHURN_SEED_DATA, else shared/data/telco_customer_churn.csv in an ancestor folder]
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// Synthetic rows to draw.
         #[arg(short = 'n', long, default_value_t = 10_000)]
         rows: u64,
@@ -95,7 +97,7 @@ pub async fn run(command: SynthCommand) -> anyhow::Result<()> {
             seed,
             register,
             registry,
-        } => fit(&data, &out, seed, register.then_some(&registry)).await,
+        } => fit(&seed_or(data), &out, seed, register.then_some(&registry)).await,
         SynthCommand::Sample {
             model,
             rows,
@@ -128,6 +130,7 @@ pub async fn run(command: SynthCommand) -> anyhow::Result<()> {
             registry,
         } => {
             let sampler = load(&model, &registry).await?;
+            let data = seed_or(data);
             tokio::task::spawn_blocking(move || {
                 print_report(&sampler, &data, rows, seed, baselines, json)
             })
@@ -147,8 +150,14 @@ async fn fit(
     register: Option<&RegistryArgs>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (model, mut info) = synthesizer::fit_file(data, FitOptions { seed })
-        .with_context(|| format!("fitting on {}", data.display()))?;
+    let (model, mut info) = synthesizer::fit_file(
+        data,
+        FitOptions {
+            seed,
+            ..FitOptions::default()
+        },
+    )
+    .with_context(|| format!("fitting on {}", data.display()))?;
     info.code_version = format!("churnctl {}", env!("CARGO_PKG_VERSION"));
     let bytes = model.to_bytes()?;
     write_atomically(out, &bytes)?;
@@ -162,19 +171,16 @@ async fn fit(
         out.display(),
         bytes.len()
     );
-    println!(
-        "{:<36} {:<14} {:<18} {:>8}",
-        "segment", "column", "family", "KS"
-    );
+    let mut table = crate::table::new(&["segment", "column", "family", "KS"], &[3]);
     for f in model.families() {
-        println!(
-            "{:<36} {:<14} {:<18} {:>8.4}",
+        table.add_row(vec![
             f.segment,
             format!("{:?}", f.column),
-            f.family,
-            f.ks
-        );
+            f.family.to_owned(),
+            format!("{:.4}", f.ks),
+        ]);
     }
+    println!("{table}");
     if let Some(args) = register {
         let registry = args.open().await?;
         let (version, current) = synthesizer::register(&registry, &model, &info).await?;
@@ -240,7 +246,7 @@ fn sample_to_csv(
     let mut file = std::io::BufWriter::with_capacity(1 << 20, tmp);
     file.write_all(&CsvFormatter::header(style))?;
     let formatter = CsvFormatter::new(sampler.model());
-    let mut progress = Progress::new("sampling");
+    let mut progress = Progress::rows("sampling", rows);
     let mut written = 0u64;
     sampler.for_each_chunk(
         rows,
@@ -250,7 +256,7 @@ fn sample_to_csv(
         |(count, bytes)| {
             file.write_all(&bytes)?;
             written += count;
-            progress.rows(written, rows);
+            progress.set(written);
             Ok::<(), std::io::Error>(())
         },
     )?;

@@ -5,21 +5,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use churn_automl::split::stratified_split;
-use churn_automl::{ChurnModel, Event, LoadedModel, TrainOptions};
+use churn_automl::{ChurnModel, LoadedModel, TrainOptions};
 use churn_core::metrics::Metrics;
 use churn_core::{Customer, CustomerReader};
 use churn_models::classifier;
+use churn_models::{Holdout, TrainEvent, TrainRequest, TrainingData};
 use churn_registry::ModelRef;
 use clap::Args;
 
-use crate::registry_args::RegistryArgs;
+use crate::progress::Progress;
+use crate::registry_args::{RegistryArgs, seed_or};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Labelled training data (the IBM Telco layout).
-    #[arg(long, env = "CHURN_SEED_DATA")]
-    pub data: PathBuf,
+    /// Labelled training data (the IBM Telco layout)
+    /// [default: $CHURN_SEED_DATA, else shared/data/telco_customer_churn.csv in an ancestor folder].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Search budget in seconds.
     #[arg(long, default_value_t = 60)]
     pub time_budget_secs: u64,
@@ -27,6 +29,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Share of the data held out (stratified) for testing and promotion; the search never reads it.
+    /// 0 holds nothing out (no test metrics, no registration).
     #[arg(long, default_value_t = 0.2)]
     pub holdout: f64,
     /// Seed of the holdout split.
@@ -73,97 +76,103 @@ fn print_metrics(label: &str, m: &Metrics) {
     );
 }
 
-/// Trains and reports; returns the model and its metrics on the held-out rows.
-pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metrics>)> {
-    anyhow::ensure!(
-        (0.0..0.9).contains(&args.holdout),
-        "--holdout {} must be at least 0 and below 0.9",
-        args.holdout
-    );
-    let all = read(&args.data)?;
-    let (train_rows, test_rows) = match &args.test_data {
-        Some(path) => (all, read(path)?),
-        None if args.holdout > 0.0 => {
-            let labels: Vec<bool> = all
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    c.churn_label.map(|l| l.is_yes()).with_context(|| {
-                        format!(
-                            "row {} of {} has no churn label",
-                            i + 1,
-                            args.data.display()
-                        )
-                    })
-                })
-                .collect::<anyhow::Result<_>>()?;
-            let (train_idx, test_idx) = stratified_split(&labels, args.holdout, args.split_seed);
-            (
-                train_idx.iter().map(|i| all[*i].clone()).collect(),
-                test_idx.iter().map(|i| all[*i].clone()).collect(),
-            )
+/// Shows a training run's progress: a spinner with the best trial so far, one line per trial above it.
+pub(crate) fn report_progress(bar: &mut Progress, event: TrainEvent) {
+    match event {
+        TrainEvent::Loaded {
+            train_rows,
+            holdout_rows,
+            ..
+        } => bar.println(&format!(
+            "training on {train_rows} rows, {holdout_rows} held out"
+        )),
+        TrainEvent::Trial { trial, leader } => {
+            bar.println(&format!(
+                "trial {:>3}  {:<20} cv roc_auc {:.4}  {:>6.2} s",
+                trial.number, trial.family, trial.cv_roc_auc, trial.seconds
+            ));
+            bar.message(format!(
+                "{} trials; best {} {:.4}",
+                trial.number + 1,
+                leader.family,
+                leader.cv_roc_auc
+            ));
         }
-        None => (all, Vec::new()),
+        TrainEvent::Refit { family, cv_roc_auc } => bar.message(format!(
+            "refitting {family} (cv roc_auc {cv_roc_auc:.4}) on all training rows"
+        )),
+        TrainEvent::Evaluated { .. } => bar.message("evaluated on the held-out rows".to_owned()),
+        TrainEvent::Registered { version } => bar.message(format!("registered version {version}")),
+        TrainEvent::Decided { .. } => {}
+    }
+}
+
+/// Trains (and with `--register` registers and judges) through the library call, then reports.
+pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metrics>)> {
+    let data = seed_or(args.data.clone());
+    let holdout = match (&args.test_data, args.holdout) {
+        (Some(path), _) => Holdout::File(path.clone()),
+        (None, 0.0) => Holdout::None,
+        (None, share) => Holdout::Split {
+            fraction: share,
+            seed: args.split_seed,
+        },
+    };
+    let request = TrainRequest {
+        data: TrainingData::File(data.clone()),
+        holdout,
+        options: TrainOptions {
+            time_budget: Duration::from_secs(args.time_budget_secs),
+            seed: args.seed,
+            threads: args.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            }),
+            ..TrainOptions::default()
+        },
+        promotion_margin: args.promotion_margin,
+        hold_for_live: false,
+        code_version: format!("churnctl {}", env!("CARGO_PKG_VERSION")),
     };
     println!(
-        "training on {} rows, {} held out; budget {} s, seed {}",
-        train_rows.len(),
-        test_rows.len(),
+        "training on {}; budget {} s, seed {}",
+        data.display(),
         args.time_budget_secs,
         args.seed
     );
-    let options = TrainOptions {
-        time_budget: Duration::from_secs(args.time_budget_secs),
-        seed: args.seed,
-        threads: args.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-        }),
-        ..TrainOptions::default()
+    let bar = std::sync::Arc::new(std::sync::Mutex::new(Progress::steps("training")));
+    let shown = bar.clone();
+    let progress = move |event| {
+        if let Ok(mut bar) = shown.lock() {
+            report_progress(&mut bar, event);
+        }
     };
-    let holdout = (!test_rows.is_empty()).then_some(test_rows.as_slice());
-    let train_for_blocking = train_rows.clone();
-    let holdout_for_blocking: Option<Vec<Customer>> = holdout.map(<[Customer]>::to_vec);
-    let model = tokio::task::spawn_blocking(move || {
-        churn_automl::train(
-            &train_for_blocking,
-            holdout_for_blocking.as_deref(),
-            options,
-            |event| match event {
-                Event::Trial(trial, leader) => eprintln!(
-                    "trial {:>3}  {:<20} cv roc_auc {:.4}  {:>6.2} s   best: {} {:.4}",
-                    trial.number,
-                    trial.family,
-                    trial.cv_roc_auc,
-                    trial.seconds,
-                    leader.family,
-                    leader.cv_roc_auc
-                ),
-                Event::Refit { family, cv_roc_auc } => {
-                    eprintln!(
-                        "refitting {family} (cv roc_auc {cv_roc_auc:.4}) on all training rows"
-                    )
-                }
-            },
-        )
-    })
-    .await??;
+    let outcome = if args.register {
+        let registry = args.registry.open().await?;
+        churn_models::train_and_register(&registry, request, progress).await?
+    } else {
+        churn_models::train_model(request, progress).await?
+    };
+    if let Ok(bar) = std::sync::Arc::try_unwrap(bar).map(|m| m.into_inner()) {
+        bar.map(Progress::finish).ok();
+    }
 
-    println!(
-        "\nleaderboard (top 10 of {} trials)",
-        model.training.trials.len()
-    );
-    let mut board = model.training.trials.clone();
-    board.sort_by(|a, b| b.cv_roc_auc.total_cmp(&a.cv_roc_auc));
-    println!(
-        "{:>5}  {:<20} {:>10}  {:>8}  params",
-        "trial", "family", "cv roc_auc", "seconds"
+    let model = &outcome.model;
+    let board = outcome.leaderboard();
+    println!("\nleaderboard (top 10 of {} trials)", board.len());
+    let mut table = crate::table::new(
+        &["trial", "family", "cv roc_auc", "seconds", "params"],
+        &[0, 2, 3],
     );
     for t in board.iter().take(10) {
-        println!(
-            "{:>5}  {:<20} {:>10.4}  {:>8.2}  {}",
-            t.number, t.family, t.cv_roc_auc, t.seconds, t.params
-        );
+        table.add_row(vec![
+            t.number.to_string(),
+            t.family.clone(),
+            format!("{:.4}", t.cv_roc_auc),
+            format!("{:.2}", t.seconds),
+            t.params.to_string(),
+        ]);
     }
+    println!("{table}");
     println!(
         "\nchosen: {} (threshold {:.3}, trained in {:.1} s{})",
         model.family,
@@ -176,15 +185,9 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metric
         }
     );
     print_metrics("cv", &model.training.cv_metrics);
-    let loaded = LoadedModel::new(model.clone())?;
-    let test_metrics = match holdout {
-        Some(rows) => {
-            let m = loaded.evaluate(rows)?;
-            print_metrics("test", &m);
-            Some(m)
-        }
-        None => None,
-    };
+    if let Some(m) = &outcome.test_metrics {
+        print_metrics("test", m);
+    }
     println!("feature importance (ROC AUC drop when shuffled):");
     for i in model.importance.iter().take(8) {
         println!("  {:<20} {:+.4}", i.field, i.importance);
@@ -197,7 +200,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metric
             dir.join("metrics.json"),
             serde_json::to_vec_pretty(&serde_json::json!({
                 "cv": model.training.cv_metrics,
-                "test": test_metrics,
+                "test": outcome.test_metrics,
                 "feature_importance": model.importance,
             }))?,
         )?;
@@ -211,34 +214,12 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metric
         );
     }
 
-    if args.register {
-        let registry = args.registry.open().await?;
-        let info = classifier::TrainingInfo {
-            data_path: args.data.display().to_string(),
-            data_sha256: churn_store::seed::sha256_file(&args.data)?,
-            train_rows: train_rows.len(),
-            holdout_rows: test_rows.len(),
-            split_seed: args.split_seed,
-            code_version: format!("churnctl {}", env!("CARGO_PKG_VERSION")),
-        };
-        let version = classifier::register(&registry, &model, test_metrics.as_ref(), &info).await?;
+    if let Some((version, decision)) = &outcome.registered {
         println!(
             "registered {} version {}",
             classifier::MODEL_NAME,
             version.version
         );
-        anyhow::ensure!(
-            !test_rows.is_empty(),
-            "champion/challenger needs held-out rows; use --holdout or --test-data"
-        );
-        let decision = classifier::promote_if_better(
-            &registry,
-            &version,
-            &loaded,
-            &test_rows,
-            args.promotion_margin,
-        )
-        .await?;
         println!(
             "{}: {}",
             if decision.promoted {
@@ -249,16 +230,22 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metric
             decision.reason
         );
     }
-    Ok((model, test_metrics))
+    Ok((outcome.model, outcome.test_metrics))
 }
 
-/// Loads a classifier from a file or a registry reference.
+/// Loads a classifier from a file, the directory `churnctl train --out DIR` wrote, or a registry
+/// reference.
 pub async fn load(reference: &str, registry: &RegistryArgs) -> anyhow::Result<LoadedModel> {
     let reference: ModelRef = reference.parse()?;
     match &reference {
         ModelRef::Path(path) => {
+            let path = if path.is_dir() {
+                path.join("model.json")
+            } else {
+                path.clone()
+            };
             let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             Ok(LoadedModel::from_bytes(&bytes)?)
         }
         ModelRef::Registry { .. } => Ok(classifier::load(&registry.open().await?, &reference)

@@ -138,3 +138,36 @@ async fn migrate_from_two_processes_at_once_leaves_one_schema() {
     let out = churnctl(&["migrate", "--database-url", &db.url]);
     assert!(stdout(&out).contains("up to date"), "{out:?}");
 }
+
+#[test]
+fn help_never_prints_the_values_of_environment_variables() {
+    for args in [
+        vec!["--help"],
+        vec!["migrate", "--help"],
+        vec!["train", "--help"],
+        vec!["models", "list", "--help"],
+        vec!["data", "fetch", "--help"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_churnctl"))
+            .args(&args)
+            .env(
+                "DATABASE_URL",
+                "postgres://churn:hunter2-password@db:5432/churn",
+            )
+            .env("OBJECT_STORE_URL", "s3://private-bucket-name")
+            .env("AWS_SECRET_ACCESS_KEY", "aws-secret-0123456789")
+            .env("CHURN_SEED_DATA", "/secret/path/telco.csv")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for secret in [
+            "hunter2-password",
+            "private-bucket-name",
+            "aws-secret-0123456789",
+            "/secret/path",
+        ] {
+            assert!(!text.contains(secret), "{args:?} printed {secret}:\n{text}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
-# Stand-in for postgres:16-bookworm in the smoke test (deploy/smoke/compose.smoke.yaml): no image registry
+# Stand-in for postgres:16.6-bookworm in the smoke test (deploy/smoke/compose.smoke.yaml): no image registry
 # is reachable here, so this builds PostgreSQL from Debian's own package on the local debian:bookworm-slim.
-# Debian bookworm ships PostgreSQL 15 (the project's tests run on 15 too). It honours what compose.yaml uses
+# Debian bookworm ships PostgreSQL 15 (the project's tests run on 15 too). It honours what docker-compose.yml uses
 # of the official image: POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB, data in /var/lib/postgresql/data
 # (initialised on first start), port 5432 for every host with a password, and pg_isready on PATH for the
 # healthcheck.

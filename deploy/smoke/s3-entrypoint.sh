@@ -1,6 +1,6 @@
 #!/bin/sh
 # Serves the S3 API on :9000 from the directory $1 (default /data) with MinIO's credential variables,
-# so the minio service's environment in compose.yaml works unchanged.
+# so the minio service's environment in docker-compose.yml works unchanged.
 set -eu
 : "${MINIO_ROOT_USER:?MINIO_ROOT_USER must be set}" "${MINIO_ROOT_PASSWORD:?MINIO_ROOT_PASSWORD must be set}"
 dir=${1:-/data}

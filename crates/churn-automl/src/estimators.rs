@@ -29,6 +29,60 @@ pub enum Params {
 }
 
 impl Params {
+    /// Refuses hyper-parameters no estimator can fit with, naming the parameter, its value and the range.
+    pub fn check(&self) -> Result<(), Error> {
+        fn bad(name: &'static str, value: impl ToString, rule: &'static str) -> Result<(), Error> {
+            Err(Error::InvalidParameter {
+                name,
+                value: value.to_string(),
+                rule,
+            })
+        }
+        match self {
+            Params::LinfaLogistic { alpha } | Params::SmartcoreLogistic { alpha } => {
+                if !(alpha.is_finite() && *alpha >= 0.0) {
+                    return bad("alpha", alpha, "must be a finite number of at least 0");
+                }
+            }
+            Params::Gbdt(p) => {
+                if !(1..=100_000).contains(&p.iterations) {
+                    return bad("iterations", p.iterations, "must be between 1 and 100000");
+                }
+                if !(p.learning_rate > 0.0 && p.learning_rate <= 1.0) {
+                    return bad(
+                        "learning_rate",
+                        p.learning_rate,
+                        "must be above 0 and at most 1",
+                    );
+                }
+                if !(1..=32).contains(&p.max_depth) {
+                    return bad("max_depth", p.max_depth, "must be between 1 and 32");
+                }
+                if !(p.min_leaf_weight.is_finite() && p.min_leaf_weight >= 0.0) {
+                    return bad(
+                        "min_leaf_weight",
+                        p.min_leaf_weight,
+                        "must be a finite number of at least 0",
+                    );
+                }
+                if !(p.l2.is_finite() && p.l2 >= 0.0) {
+                    return bad("l2", p.l2, "must be a finite number of at least 0");
+                }
+                if !(p.subsample > 0.0 && p.subsample <= 1.0) {
+                    return bad("subsample", p.subsample, "must be above 0 and at most 1");
+                }
+                if !(p.colsample_bytree > 0.0 && p.colsample_bytree <= 1.0) {
+                    return bad(
+                        "colsample_bytree",
+                        p.colsample_bytree,
+                        "must be above 0 and at most 1",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn family(&self) -> &'static str {
         match self {
             Params::LinfaLogistic { .. } => "linfa_logistic",
@@ -330,7 +384,48 @@ impl Prepared {
     }
 }
 
-/// Fits one candidate on a standardized row-major matrix.
+/// A freshly fitted candidate before it is stored: a GBDT keeps its live booster, so scoring it (as
+/// cross-validation does for every fold of every candidate) needs no JSON round trip.
+pub enum Fitted {
+    Linear { weights: Vec<f64>, intercept: f64 },
+    Gbdt(Box<GradientBooster>),
+}
+
+impl std::fmt::Debug for Fitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fitted::Linear { weights, .. } => write!(f, "Linear({} weights)", weights.len()),
+            Fitted::Gbdt(booster) => write!(f, "Gbdt({} trees)", booster.trees.len()),
+        }
+    }
+}
+
+impl Fitted {
+    /// The scoring form, straight from the fitted model.
+    pub fn prepare(&self) -> Prepared {
+        match self {
+            Fitted::Linear { weights, intercept } => Prepared::Linear {
+                weights: weights.clone(),
+                intercept: *intercept,
+            },
+            Fitted::Gbdt(booster) => Prepared::Gbdt(Forest::from_booster(booster)),
+        }
+    }
+
+    /// The stored form (a GBDT becomes forust's JSON dump).
+    pub fn into_estimator(self) -> Result<Estimator, Error> {
+        Ok(match self {
+            Fitted::Linear { weights, intercept } => Estimator::Linear { weights, intercept },
+            Fitted::Gbdt(booster) => Estimator::Gbdt {
+                booster: booster
+                    .json_dump()
+                    .map_err(|e| Error::Model(e.to_string()))?,
+            },
+        })
+    }
+}
+
+/// Fits one candidate on a standardized row-major matrix, in its stored form.
 pub fn fit(
     params: &Params,
     x: &[f64],
@@ -338,7 +433,20 @@ pub fn fit(
     y: &[bool],
     seed: u64,
 ) -> Result<Estimator, Error> {
-    let rows = x.len() / cols;
+    fit_live(params, x, cols, y, seed)?.into_estimator()
+}
+
+/// Fits one candidate on a standardized row-major matrix, keeping the fitted model live. The parameters
+/// are checked first ([`Params::check`]).
+pub fn fit_live(
+    params: &Params,
+    x: &[f64],
+    cols: usize,
+    y: &[bool],
+    seed: u64,
+) -> Result<Fitted, Error> {
+    params.check()?;
+    let rows = x.len() / cols.max(1);
     match params {
         Params::LinfaLogistic { alpha } => {
             let records = Array2::from_shape_vec((rows, cols), x.to_vec())
@@ -353,7 +461,7 @@ pub fn fit(
                 .map_err(|e| Error::Model(format!("linfa-logistic: {e}")))?;
             // linfa-logistic calls the majority class "positive"; flip so scores are log-odds of churn.
             let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
-            Ok(Estimator::Linear {
+            Ok(Fitted::Linear {
                 weights: fitted.params().iter().map(|w| sign * w).collect(),
                 intercept: sign * fitted.intercept(),
             })
@@ -373,7 +481,7 @@ pub fn fit(
                 .map(|j| *fitted.coefficients().get((0, j)))
                 .collect();
             let intercept = *fitted.intercept().get((0, 0));
-            Ok(Estimator::Linear { weights, intercept })
+            Ok(Fitted::Linear { weights, intercept })
         }
         Params::Gbdt(p) => {
             let data = column_major(x, rows, cols);
@@ -403,11 +511,7 @@ pub fn fit(
             booster
                 .fit(&matrix, &target, &weights, None)
                 .map_err(|e| Error::Model(format!("forust: {e}")))?;
-            Ok(Estimator::Gbdt {
-                booster: booster
-                    .json_dump()
-                    .map_err(|e| Error::Model(e.to_string()))?,
-            })
+            Ok(Fitted::Gbdt(Box::new(booster)))
         }
     }
 }
@@ -416,6 +520,37 @@ pub fn fit(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn bad_hyper_parameters_are_refused_naming_the_parameter_before_fitting() {
+        let gbdt = |change: fn(&mut GbdtParams)| {
+            let mut p = GbdtParams::default();
+            change(&mut p);
+            Params::Gbdt(p)
+        };
+        let cases = [
+            (gbdt(|p| p.iterations = 0), "iterations"),
+            (gbdt(|p| p.learning_rate = 0.0), "learning_rate"),
+            (gbdt(|p| p.max_depth = 0), "max_depth"),
+            (gbdt(|p| p.min_leaf_weight = f32::NAN), "min_leaf_weight"),
+            (gbdt(|p| p.l2 = -1.0), "l2"),
+            (gbdt(|p| p.subsample = 1.5), "subsample"),
+            (gbdt(|p| p.colsample_bytree = 0.0), "colsample_bytree"),
+            (Params::LinfaLogistic { alpha: -1.0 }, "alpha"),
+            (
+                Params::SmartcoreLogistic {
+                    alpha: f64::INFINITY,
+                },
+                "alpha",
+            ),
+        ];
+        let (x, y) = (vec![0.0, 1.0, 1.0, 0.0], vec![false, true]);
+        for (params, name) in cases {
+            let err = fit(&params, &x, 2, &y, 0).unwrap_err().to_string();
+            assert!(err.starts_with(name), "{err}");
+        }
+        assert!(Params::Gbdt(GbdtParams::default()).check().is_ok());
+    }
 
     #[test]
     fn the_flattened_forest_scores_exactly_as_forust_does() {

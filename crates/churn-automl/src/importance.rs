@@ -5,8 +5,17 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Error;
-use crate::model::{Importance, LoadedModel};
+
+/// How much one customer field matters to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Importance {
+    pub field: String,
+    /// Drop in ROC AUC when the field's values are shuffled across rows.
+    pub importance: f64,
+}
 
 /// The fields the model reads, in dataset order.
 fn model_fields() -> Vec<&'static str> {
@@ -47,15 +56,16 @@ fn copy_field(to: &mut Customer, from: &Customer, field: &str) {
     }
 }
 
-/// Importance of each field on `data`, most important first. Shuffled copies may break business rules
-/// (that is the point: the model sees the field's values out of context).
+/// Importance of each field on `data` for a model whose P(churn) is `predict`, most important first.
+/// Shuffled copies may break business rules (that is the point: the model sees the field's values out
+/// of context).
 pub fn permutation(
-    model: &LoadedModel,
+    predict: impl Fn(&[Customer]) -> Vec<f64>,
     data: &[Customer],
     seed: u64,
 ) -> Result<Vec<Importance>, Error> {
-    let y = crate::model::labels_of(data)?;
-    let baseline = metrics::roc_auc(&y, &model.predict(data)).unwrap_or(0.5);
+    let y = crate::split::labels(data)?;
+    let baseline = metrics::roc_auc(&y, &predict(data)).unwrap_or(0.5);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x7065_726d);
     let mut result = Vec::new();
     for field in model_fields() {
@@ -65,7 +75,7 @@ pub fn permutation(
         for (target, source) in shuffled.iter_mut().zip(&order) {
             copy_field(target, &data[*source], field);
         }
-        let auc = metrics::roc_auc(&y, &model.predict(&shuffled)).unwrap_or(0.5);
+        let auc = metrics::roc_auc(&y, &predict(&shuffled)).unwrap_or(0.5);
         result.push(Importance {
             field: field.to_owned(),
             importance: baseline - auc,

@@ -8,19 +8,26 @@ pub mod estimators;
 pub mod features;
 pub mod importance;
 pub mod model;
+pub mod options;
 pub mod search;
 pub mod split;
 
-pub use model::{
-    ChurnModel, Contribution, Event, FLAVOR, Importance, LoadedModel, SCHEMA_VERSION, TrainOptions,
-    train,
-};
+pub use importance::Importance;
+pub use model::{ChurnModel, Contribution, Event, FLAVOR, LoadedModel, SCHEMA_VERSION, train};
+pub use options::{TrainOptions, ValidTrainOptions};
 
 /// Everything that can go wrong training or loading a churn model.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("training row {index} has no churn label")]
+    /// `index` counts rows from 0.
+    #[error("training row {index} has no churn label; training and splits need labelled rows")]
     MissingLabel { index: usize },
+    #[error("{name} is {value}: it {rule}")]
+    InvalidParameter {
+        name: &'static str,
+        value: String,
+        rule: &'static str,
+    },
     #[error(
         "{rows} training rows with {positives} churners is too few for {folds}-fold cross-validation"
     )]

@@ -1,7 +1,7 @@
 //! The trained churn model: the artifact (preprocessing, estimator, calibration, threshold, importance,
 //! training record) and the loaded form that predicts and explains.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use churn_core::Customer;
 use churn_core::metrics::{self, Metrics};
@@ -11,20 +11,14 @@ use crate::Error;
 use crate::calibration::Platt;
 use crate::estimators::{self, Estimator, Prepared};
 use crate::features::{self, Standardizer};
-use crate::search::{self, Choice, SearchOptions, Trial};
+use crate::importance::Importance;
+use crate::options::TrainOptions;
+use crate::search::{self, Choice, Trial};
 
 /// Version of the artifact layout.
 pub const SCHEMA_VERSION: u32 = 1;
 /// The flavor the registry records for these artifacts.
 pub const FLAVOR: &str = "churn-automl/v1";
-
-/// How much one customer field matters to the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Importance {
-    pub field: String,
-    /// Drop in ROC AUC when the field's values are shuffled across rows.
-    pub importance: f64,
-}
 
 /// What training did, stored with the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,26 +53,6 @@ pub struct ChurnModel {
     pub training: TrainingRecord,
 }
 
-/// Settings of a training run.
-#[derive(Debug, Clone, Copy)]
-pub struct TrainOptions {
-    pub time_budget: Duration,
-    pub seed: u64,
-    pub folds: usize,
-    pub threads: usize,
-}
-
-impl Default for TrainOptions {
-    fn default() -> Self {
-        Self {
-            time_budget: Duration::from_secs(60),
-            seed: 0,
-            folds: 5,
-            threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        }
-    }
-}
-
 /// Progress of a training run.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -86,18 +60,6 @@ pub enum Event<'a> {
     Trial(&'a Trial, &'a Trial),
     /// The search is over; the chosen model is being refitted on all training rows.
     Refit { family: &'a str, cv_roc_auc: f64 },
-}
-
-pub(crate) fn labels_of(customers: &[Customer]) -> Result<Vec<bool>, Error> {
-    customers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            c.churn_label
-                .map(|l| l.is_yes())
-                .ok_or(Error::MissingLabel { index: i })
-        })
-        .collect()
 }
 
 /// Trains a model: search, refit on all of `train`, calibrate and choose the threshold on out-of-fold
@@ -109,8 +71,9 @@ pub fn train(
     options: TrainOptions,
     mut progress: impl FnMut(Event<'_>),
 ) -> Result<ChurnModel, Error> {
+    let options = options.check()?;
     let started = Instant::now();
-    let y = labels_of(train)?;
+    let y = crate::split::labels(train)?;
     let positives = y.iter().filter(|v| **v).count();
     if positives < options.folds || y.len() - positives < options.folds {
         return Err(Error::TooFewRows {
@@ -121,18 +84,9 @@ pub fn train(
     }
     let cols = features::feature_count();
     let raw = features::encode_all(train);
-    let outcome = search::search(
-        &raw,
-        cols,
-        &y,
-        SearchOptions {
-            time_budget: options.time_budget,
-            seed: options.seed,
-            folds: options.folds,
-            threads: options.threads,
-        },
-        |trial, leader| progress(Event::Trial(trial, leader)),
-    )?;
+    let outcome = search::search(&raw, cols, &y, &options, |trial, leader| {
+        progress(Event::Trial(trial, leader))
+    })?;
 
     let (family, params_json) = describe(&outcome.choice);
     progress(Event::Refit {
@@ -181,8 +135,11 @@ pub fn train(
         },
     };
     let loaded = LoadedModel::new(model.clone())?;
-    model.importance =
-        crate::importance::permutation(&loaded, importance_data.unwrap_or(train), options.seed)?;
+    model.importance = crate::importance::permutation(
+        |rows| loaded.predict(rows),
+        importance_data.unwrap_or(train),
+        options.seed,
+    )?;
     model.training.seconds = started.elapsed().as_secs_f64();
     Ok(model)
 }
@@ -363,7 +320,19 @@ impl LoadedModel {
 
     /// The `top` fields that moved this customer's score most, largest magnitude first.
     pub fn explain(&self, customer: &Customer, top: usize) -> Vec<Contribution> {
+        self.predict_explained(customer, top).1
+    }
+
+    /// P(churn) of one customer and the `top` fields that moved it most, from one encoding of the row.
+    pub fn predict_explained(&self, customer: &Customer, top: usize) -> (f64, Vec<Contribution>) {
         let x = self.matrix(std::slice::from_ref(customer));
+        let score = self
+            .prepared
+            .scores(&x, features::feature_count())
+            .first()
+            .copied()
+            .unwrap_or(f64::NAN);
+        let probability = self.model.calibration.probability(score);
         let per_feature = self.prepared.contributions(&x);
         let mut by_field: Vec<Contribution> = Vec::new();
         for (source, value) in self.sources.iter().zip(per_feature) {
@@ -381,12 +350,12 @@ impl LoadedModel {
             .for_each(|c| c.contribution *= self.model.calibration.a);
         by_field.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
         by_field.truncate(top);
-        by_field
+        (probability, by_field)
     }
 
     /// Every metric on labelled customers.
     pub fn evaluate(&self, customers: &[Customer]) -> Result<Metrics, Error> {
-        let y = labels_of(customers)?;
+        let y = crate::split::labels(customers)?;
         let p = self.predict(customers);
         metrics::evaluate(&y, &p, self.model.threshold).map_err(|e| Error::Model(e.to_string()))
     }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::estimators::{self, GbdtParams, Params};
 use crate::features::Standardizer;
+use crate::options::ValidTrainOptions;
 
 /// One evaluated candidate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,15 +50,6 @@ pub struct SearchOutcome {
     pub oof_scores: Vec<f64>,
     /// True when the wall clock ended the search before its plan was done.
     pub stopped_by_clock: bool,
-}
-
-/// Settings of a search.
-#[derive(Debug, Clone, Copy)]
-pub struct SearchOptions {
-    pub time_budget: Duration,
-    pub seed: u64,
-    pub folds: usize,
-    pub threads: usize,
 }
 
 /// Seconds one GBDT tree costs per 1,000 training rows and per unit of depth on the reference machine
@@ -200,9 +192,10 @@ fn cross_validate(
                 loop {
                     let f = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(fold) = folds.get(f) else { break };
-                    let scores = estimators::fit(params, &fold.train_x, cols, &fold.train_y, seed)
-                        .and_then(|e| e.prepare())
-                        .map(|p| p.scores(&fold.val_x, cols));
+                    // The fitted model is scored live: no JSON dump and re-parse per fold.
+                    let scores =
+                        estimators::fit_live(params, &fold.train_x, cols, &fold.train_y, seed)
+                            .map(|fitted| fitted.prepare().scores(&fold.val_x, cols));
                     match scores {
                         Ok(scores) => {
                             if let Ok(mut oof) = oof.lock() {
@@ -234,7 +227,7 @@ pub fn search(
     x: &[f64],
     cols: usize,
     y: &[bool],
-    options: SearchOptions,
+    options: &ValidTrainOptions,
     mut on_trial: impl FnMut(&Trial, &Trial),
 ) -> Result<SearchOutcome, Error> {
     let started = Instant::now();
@@ -266,7 +259,7 @@ pub fn search(
         let have_gbdt = evaluated
             .iter()
             .any(|(p, _, _)| matches!(p, Params::Gbdt(_)));
-        if Instant::now() > deadline && have_gbdt {
+        if options.clock_guard && Instant::now() > deadline && have_gbdt {
             stopped_by_clock = true;
             tracing::warn!(
                 "the search reached twice its time budget before its plan was done; results now depend on machine speed"

@@ -5,33 +5,35 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use churn_automl::split::stratified_split;
+use churn_automl::split::{SplitParams, split_customers};
 use churn_automl::{ChurnModel, LoadedModel, TrainOptions, train};
 use churn_core::{Customer, YesNo};
 
 fn seed_data() -> &'static [Customer] {
     static DATA: OnceLock<Vec<Customer>> = OnceLock::new();
-    DATA.get_or_init(|| churn_core::read_customers(&churn_testkit::seed_data_path()).unwrap())
+    DATA.get_or_init(|| {
+        churn_core::read_customers(&churn_config::seed_data_path(&churn_config::Env::Process))
+            .unwrap()
+    })
 }
 
 /// The stratified 80/20 split `churnctl train` makes with split seed 0.
 fn split() -> (Vec<Customer>, Vec<Customer>) {
-    let data = seed_data();
-    let labels: Vec<bool> = data
-        .iter()
-        .map(|c| c.churn_label.unwrap().is_yes())
-        .collect();
-    let (train_idx, test_idx) = stratified_split(&labels, 0.2, 0);
-    (
-        train_idx.iter().map(|i| data[*i].clone()).collect(),
-        test_idx.iter().map(|i| data[*i].clone()).collect(),
-    )
+    let params = SplitParams {
+        test_fraction: 0.2,
+        seed: 0,
+    }
+    .check()
+    .unwrap();
+    split_customers(seed_data().to_vec(), &params).unwrap()
 }
 
 fn options(budget_secs: u64) -> TrainOptions {
     TrainOptions {
         time_budget: Duration::from_secs(budget_secs),
         seed: 7,
+        // Tests run in parallel on a loaded machine; determinism must not hang on the clock.
+        clock_guard: false,
         ..TrainOptions::default()
     }
 }
@@ -195,4 +197,56 @@ fn unlabelled_or_tiny_training_sets_are_refused() {
         .collect();
     let err = train(&few, None, options(1), |_| {}).unwrap_err();
     assert!(err.to_string().contains("too few"), "{err}");
+}
+
+#[test]
+fn an_explained_prediction_scores_exactly_as_a_plain_one() {
+    let (train_rows, test_rows) = split();
+    let model = LoadedModel::new(train(&train_rows, None, options(2), |_| {}).unwrap()).unwrap();
+    for customer in test_rows.iter().take(50) {
+        let plain = model.predict(std::slice::from_ref(customer))[0];
+        let (explained, contributions) = model.predict_explained(customer, 5);
+        assert_eq!(plain.to_bits(), explained.to_bits());
+        assert_eq!(contributions, model.explain(customer, 5));
+        assert_eq!(contributions.len(), 5);
+    }
+}
+
+#[test]
+fn training_options_out_of_range_are_refused_naming_the_parameter() {
+    let rows = &seed_data()[..500];
+    let cases: [(TrainOptions, &str); 4] = [
+        (
+            TrainOptions {
+                folds: 0,
+                ..options(1)
+            },
+            "folds",
+        ),
+        (
+            TrainOptions {
+                folds: 21,
+                ..options(1)
+            },
+            "folds",
+        ),
+        (
+            TrainOptions {
+                threads: 0,
+                ..options(1)
+            },
+            "threads",
+        ),
+        (
+            TrainOptions {
+                time_budget: Duration::from_millis(10),
+                ..options(1)
+            },
+            "time_budget",
+        ),
+    ];
+    for (bad, name) in cases {
+        let err = train(rows, None, bad, |_| {}).unwrap_err().to_string();
+        assert!(err.starts_with(name), "{err}");
+    }
 }

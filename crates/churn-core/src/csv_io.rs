@@ -35,6 +35,7 @@ pub struct CustomerReader<R: Read> {
     id_column: Option<usize>,
     header_len: usize,
     unknown_columns: Vec<String>,
+    header: ByteRecord,
     record: ByteRecord,
     failed: bool,
 }
@@ -115,14 +116,31 @@ impl<R: Read> CustomerReader<R> {
             id_column,
             header_len: header.len(),
             unknown_columns,
+            header,
             record: ByteRecord::new(),
             failed: false,
         })
     }
 
+    /// The underlying reader, e.g. to read what follows the CSV data.
+    pub fn into_inner(self) -> R {
+        self.inner.into_inner()
+    }
+
     /// Header columns that name no field and were skipped.
     pub fn unknown_columns(&self) -> &[String] {
         &self.unknown_columns
+    }
+
+    /// The header row as read.
+    pub fn header(&self) -> &ByteRecord {
+        &self.header
+    }
+
+    /// The fields of the row [`Iterator::next`] returned last, as read: a rejected row is quarantined
+    /// with its original text.
+    pub fn record(&self) -> &ByteRecord {
+        &self.record
     }
 
     /// Whether the file has a churn-label column.

@@ -7,22 +7,16 @@ use crate::category::{
     AddOn, Category, Contract, Gender, InternetService, MultipleLines, PaymentMethod, YesNo,
 };
 use crate::field::{Field, Key};
-use crate::validation::{FieldError, MAX_TENURE_MONTHS, MAX_TEXT_LEN, ValidationErrors};
+use crate::validation::{
+    FieldError, MAX_MONTHLY_CHARGES, MAX_TENURE_MONTHS, MAX_TEXT_LEN, MAX_TOTAL_CHARGES,
+    ValidationErrors,
+};
 
 /// One Telco customer: the 25 attributes of the IBM dataset and, when known, whether they churned.
 ///
 /// Serializes to snake_case keys with the dataset's labels as values. Deserializing goes through
 /// [`Customer::from_json`], so it accepts the dataset's headers and the original API's names too.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({
-    "country": "United States", "state": "California", "city": "Los Angeles", "zip_code": "90003",
-    "latitude": 33.964131, "longitude": -118.272783, "gender": "Male", "senior_citizen": "No",
-    "partner": "No", "dependents": "No", "tenure_months": 2, "phone_service": "Yes",
-    "multiple_lines": "No", "internet_service": "DSL", "online_security": "Yes",
-    "online_backup": "Yes", "device_protection": "No", "tech_support": "No", "streaming_tv": "No",
-    "streaming_movies": "No", "contract": "Month-to-month", "paperless_billing": "Yes",
-    "payment_method": "Mailed check", "monthly_charges": 53.85, "total_charges": 108.15
-}))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Customer {
     pub country: String,
     pub state: String,
@@ -69,7 +63,10 @@ pub const ADD_ON_FIELDS: [Field; 6] = [
 #[derive(Debug, Clone, Copy)]
 pub enum Raw<'a> {
     Missing,
+    /// A CSV cell: every value is text, numbers included.
     Text(&'a str),
+    /// A JSON string: text for text and category fields, but not a number (JSON has numbers for that).
+    JsonStr(&'a str),
     Json(&'a Value),
 }
 
@@ -77,8 +74,16 @@ impl<'a> Raw<'a> {
     fn to_value(self) -> Value {
         match self {
             Raw::Missing => Value::Null,
-            Raw::Text(s) => Value::String(s.to_owned()),
+            Raw::Text(s) | Raw::JsonStr(s) => Value::String(s.to_owned()),
             Raw::Json(v) => v.clone(),
+        }
+    }
+
+    /// Text a number may be read from: a CSV cell only; in JSON a number must be a JSON number.
+    fn numeric_text(self) -> Option<&'a str> {
+        match self {
+            Raw::Text(s) => Some(s.trim()),
+            _ => None,
         }
     }
 
@@ -86,7 +91,7 @@ impl<'a> Raw<'a> {
     /// (the caller decides whether numbers or booleans are acceptable).
     fn text(self) -> Option<&'a str> {
         match self {
-            Raw::Text(s) => Some(s.trim()),
+            Raw::Text(s) | Raw::JsonStr(s) => Some(s.trim()),
             Raw::Json(Value::String(s)) => Some(s.trim()),
             _ => None,
         }
@@ -95,10 +100,15 @@ impl<'a> Raw<'a> {
     fn is_blank(self) -> bool {
         match self {
             Raw::Missing | Raw::Json(Value::Null) => true,
-            Raw::Text(s) => s.trim().is_empty(),
+            Raw::Text(s) | Raw::JsonStr(s) => s.trim().is_empty(),
             Raw::Json(Value::String(s)) => s.trim().is_empty(),
             Raw::Json(_) => false,
         }
+    }
+
+    /// Whether the value came from JSON (where numbers are typed).
+    fn is_json(self) -> bool {
+        matches!(self, Raw::JsonStr(_) | Raw::Json(_))
     }
 }
 
@@ -131,7 +141,13 @@ impl<'a, F: Fn(Field) -> Raw<'a>> Parser<'a, F> {
             self.fail(field, raw, "must be a string");
             return None;
         };
-        if s.chars().count() > MAX_TEXT_LEN {
+        // The limit counts the value as given, surrounding blanks included.
+        let given = match raw {
+            Raw::Text(t) | Raw::JsonStr(t) => t,
+            Raw::Json(Value::String(t)) => t.as_str(),
+            _ => s,
+        };
+        if given.chars().count() > MAX_TEXT_LEN {
             self.fail(
                 field,
                 raw,
@@ -149,7 +165,14 @@ impl<'a, F: Fn(Field) -> Raw<'a>> Parser<'a, F> {
     fn zip_code(&mut self, field: Field) -> Option<String> {
         let raw = self.required(field)?;
         let text = match raw {
-            Raw::Json(Value::Number(n)) => n.as_u64().map(|z| format!("{z:05}")),
+            Raw::Json(Value::Number(n)) => n
+                .as_u64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && (0.0..=99_999.0).contains(f))
+                        .map(|f| f as u64)
+                })
+                .map(|z| format!("{z:05}")),
             _ => raw.text().map(str::to_owned),
         };
         match text {
@@ -165,7 +188,7 @@ impl<'a, F: Fn(Field) -> Raw<'a>> Parser<'a, F> {
     fn number(&mut self, raw: Raw<'a>, field: Field, min: f64, max: Option<f64>) -> Option<f64> {
         let parsed = match raw {
             Raw::Json(Value::Number(n)) => n.as_f64(),
-            _ => raw.text().and_then(|s| s.parse::<f64>().ok()),
+            _ => raw.numeric_text().and_then(|s| s.parse::<f64>().ok()),
         };
         let Some(x) = parsed else {
             self.fail(field, raw, "must be a number");
@@ -175,13 +198,18 @@ impl<'a, F: Fn(Field) -> Raw<'a>> Parser<'a, F> {
             self.fail(field, raw, "must be a finite number");
             return None;
         }
-        let in_range = x >= min && max.is_none_or(|m| x <= m);
-        if !in_range {
+        if x < min {
             let rule = match max {
-                Some(m) => format!("must be between {min} and {m}"),
+                Some(max) => format!("must be at least {min} and at most {max}"),
                 None => format!("must be at least {min}"),
             };
             self.fail(field, raw, rule);
+            return None;
+        }
+        if let Some(max) = max
+            && x > max
+        {
+            self.fail(field, raw, format!("must be between {min} and {max}"));
             return None;
         }
         Some(x)
@@ -196,8 +224,13 @@ impl<'a, F: Fn(Field) -> Raw<'a>> Parser<'a, F> {
         let field = Field::TenureMonths;
         let raw = self.required(field)?;
         let parsed = match raw {
-            Raw::Json(Value::Number(n)) => n.as_i64(),
-            _ => raw.text().and_then(|s| s.parse::<i64>().ok()),
+            // 12.0 is a whole number too (JSON does not tell integers from floats).
+            Raw::Json(Value::Number(n)) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                    .map(|f| f as i64)
+            }),
+            _ => raw.numeric_text().and_then(|s| s.parse::<i64>().ok()),
         };
         match parsed {
             Some(t) if (0..=i64::from(MAX_TENURE_MONTHS)).contains(&t) => u32::try_from(t).ok(),
@@ -260,6 +293,38 @@ impl<'a, F: Fn(Field) -> Raw<'a>> Parser<'a, F> {
 }
 
 impl Customer {
+    /// A valid customer (the first of the seed data), for documentation and examples.
+    pub fn example() -> Customer {
+        Customer {
+            country: "United States".into(),
+            state: "California".into(),
+            city: "Los Angeles".into(),
+            zip_code: "90003".into(),
+            latitude: 33.964131,
+            longitude: -118.272783,
+            gender: crate::Gender::Male,
+            senior_citizen: YesNo::No,
+            partner: YesNo::No,
+            dependents: YesNo::No,
+            tenure_months: 2,
+            phone_service: YesNo::Yes,
+            multiple_lines: MultipleLines::No,
+            internet_service: InternetService::Dsl,
+            online_security: AddOn::Yes,
+            online_backup: AddOn::Yes,
+            device_protection: AddOn::No,
+            tech_support: AddOn::No,
+            streaming_tv: AddOn::No,
+            streaming_movies: AddOn::No,
+            contract: crate::Contract::MonthToMonth,
+            paperless_billing: YesNo::Yes,
+            payment_method: crate::PaymentMethod::MailedCheck,
+            monthly_charges: 53.85,
+            total_charges: 108.15,
+            churn_label: None,
+        }
+    }
+
     /// Parses and validates one record, reporting every problem at once.
     ///
     /// `get` returns each field's raw value; readers of CSV rows and JSON objects both go through here so
@@ -291,10 +356,14 @@ impl Customer {
         let contract = p.category::<Contract>(Field::Contract);
         let paperless_billing = p.yes_no(Field::PaperlessBilling);
         let payment_method = p.category::<PaymentMethod>(Field::PaymentMethod);
-        let monthly_charges = p.required_number(Field::MonthlyCharges, 0.0, None);
+        let monthly_charges =
+            p.required_number(Field::MonthlyCharges, 0.0, Some(MAX_MONTHLY_CHARGES));
 
         let total_raw = (p.get)(Field::TotalCharges);
-        let total_charges = if total_raw.is_blank() {
+        // The blank-means-zero rule is the dataset's (a CSV cell); in JSON the number is required.
+        let total_charges = if total_raw.is_json() || matches!(total_raw, Raw::Missing) {
+            p.required_number(Field::TotalCharges, 0.0, Some(MAX_TOTAL_CHARGES))
+        } else if total_raw.is_blank() {
             match tenure_months {
                 // The dataset leaves Total Charges blank for customers in their first month: nothing has
                 // been billed yet, so the blank means 0.0.
@@ -310,11 +379,17 @@ impl Customer {
                 None => None,
             }
         } else {
-            p.number(total_raw, Field::TotalCharges, 0.0, None)
+            p.number(total_raw, Field::TotalCharges, 0.0, Some(MAX_TOTAL_CHARGES))
         };
 
         let label_raw = (p.get)(Field::ChurnLabel);
-        let churn_label = if label_raw.is_blank() {
+        // Unknown label: absent or null in JSON, a blank cell in CSV.
+        let unknown = match label_raw {
+            Raw::Missing | Raw::Json(Value::Null) => true,
+            Raw::Text(t) => t.trim().is_empty(),
+            _ => false,
+        };
+        let churn_label = if unknown {
             Some(None)
         } else {
             p.yes_no_value(Field::ChurnLabel, label_raw).map(Some)
@@ -433,6 +508,7 @@ impl Customer {
     pub fn from_json_map(map: &Map<String, Value>) -> Result<Customer, ValidationErrors> {
         let mut slots: [Option<(&str, &Value)>; Field::ALL.len()] = [None; Field::ALL.len()];
         let mut errors = Vec::new();
+        let mut unknown = crate::json_input::UnknownKeys::default();
         for (key, value) in map {
             match Field::lookup(key) {
                 Key::Field(field) => {
@@ -448,13 +524,10 @@ impl Customer {
                     }
                 }
                 Key::Ignored => {}
-                Key::Unknown => errors.push(FieldError::new(
-                    key.clone(),
-                    value.clone(),
-                    "is not a customer field (expected snake_case names such as tenure_months)",
-                )),
+                Key::Unknown => unknown.push(&mut errors, key, value.clone()),
             }
         }
+        unknown.finish(&mut errors);
         Self::parse_with(
             |f| match slots[f.index()] {
                 Some((_, v)) => Raw::Json(v),

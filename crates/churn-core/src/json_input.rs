@@ -119,6 +119,64 @@ impl<'de> DeserializeSeed<'de> for KeySeed {
     }
 }
 
+/// Unknown keys echoed in a record's errors, at most: a body of thousands of unknown keys gets a short
+/// answer, not a copy of itself.
+pub const MAX_ECHOED_UNKNOWN_KEYS: usize = 16;
+/// Longest value (in characters) echoed for an unknown key; longer ones are cut.
+const MAX_ECHOED_VALUE_CHARS: usize = 64;
+
+/// Collects unknown-key errors, listing the first [`MAX_ECHOED_UNKNOWN_KEYS`] with short values and
+/// counting the rest.
+#[derive(Debug, Default)]
+pub(crate) struct UnknownKeys {
+    listed: usize,
+    more: usize,
+}
+
+impl UnknownKeys {
+    pub(crate) fn push(&mut self, errors: &mut Vec<FieldError>, key: &str, value: Value) {
+        if self.listed == MAX_ECHOED_UNKNOWN_KEYS {
+            self.more += 1;
+            return;
+        }
+        self.listed += 1;
+        let mut key = key.to_owned();
+        if key.chars().count() > MAX_ECHOED_VALUE_CHARS {
+            key = key.chars().take(MAX_ECHOED_VALUE_CHARS).collect::<String>() + "…";
+        }
+        errors.push(FieldError::new(
+            key,
+            echo(value),
+            "is not a customer field (expected snake_case names such as tenure_months)",
+        ));
+    }
+
+    pub(crate) fn finish(self, errors: &mut Vec<FieldError>) {
+        if self.more > 0 {
+            errors.push(FieldError::new(
+                "$",
+                Value::from(self.more),
+                format!(
+                    "more unknown keys were given than are listed here ({} listed, {} more)",
+                    self.listed, self.more
+                ),
+            ));
+        }
+    }
+}
+
+/// A short stand-in for an echoed value: long strings are cut, arrays and objects summarized.
+fn echo(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.chars().count() > MAX_ECHOED_VALUE_CHARS => {
+            Value::String(s.chars().take(MAX_ECHOED_VALUE_CHARS).collect::<String>() + "…")
+        }
+        Value::Array(items) => Value::String(format!("<array of {}>", items.len())),
+        Value::Object(map) => Value::String(format!("<object of {} keys>", map.len())),
+        other => other,
+    }
+}
+
 /// The slots of one record plus the key-level errors (unknown or repeated keys, not an object).
 struct Collected<'de> {
     slots: [Option<(Cow<'de, str>, Slot<'de>)>; Field::ALL.len()],
@@ -152,6 +210,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
             slots: std::array::from_fn(|_| None),
             errors: Vec::new(),
         };
+        let mut unknown = UnknownKeys::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match Field::lookup(&key) {
                 Key::Field(field) => {
@@ -175,14 +234,11 @@ impl<'de> Visitor<'de> for RecordVisitor {
                         Slot::Text(t) => Value::String(t.into_owned()),
                         Slot::Json(v) => v,
                     };
-                    collected.errors.push(FieldError::new(
-                        key.into_owned(),
-                        value,
-                        "is not a customer field (expected snake_case names such as tenure_months)",
-                    ));
+                    unknown.push(&mut collected.errors, &key, value);
                 }
             }
         }
+        unknown.finish(&mut collected.errors);
         Ok(collected)
     }
 
@@ -231,7 +287,7 @@ impl Customer {
         let slots = &collected.slots;
         Customer::parse_with(
             |f| match &slots[f.index()] {
-                Some((_, Slot::Text(t))) => Raw::Text(t),
+                Some((_, Slot::Text(t))) => Raw::JsonStr(t),
                 Some((_, Slot::Json(v))) => Raw::Json(v),
                 None => Raw::Missing,
             },

@@ -21,6 +21,8 @@ pub mod customer;
 pub mod field;
 pub mod json_input;
 pub mod metrics;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod validation;
 
 pub use category::{

@@ -5,16 +5,21 @@ use serde_json::Value;
 
 /// Tenure is accepted up to ten years.
 pub const MAX_TENURE_MONTHS: u32 = 120;
+/// Monthly charges are accepted up to this: far above any real bill, far below the warehouse's
+/// `numeric(10,2)` limit, so a typo (an extra few zeros) is an error here, not a failed insert later.
+pub const MAX_MONTHLY_CHARGES: f64 = 10_000.0;
+/// Total charges are accepted up to ten years of the largest monthly bill.
+pub const MAX_TOTAL_CHARGES: f64 = MAX_MONTHLY_CHARGES * MAX_TENURE_MONTHS as f64;
 /// Free-text fields (country, state, city) longer than this are rejected.
 pub const MAX_TEXT_LEN: usize = 100;
 
 /// One broken rule of one field.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field's snake_case name (or the unknown key as given).
     pub field: String,
     /// The value as received; `null` when the field was missing.
-    #[schema(value_type = Object)]
     pub value: Value,
     /// What the value must satisfy.
     pub rule: String,

@@ -155,3 +155,40 @@ fn errors_carry_the_value_received() {
     let body = serde_json::to_value(&err).unwrap();
     assert_eq!(body[0]["field"], json!("tenure_months"));
 }
+
+#[test]
+fn charges_above_the_domain_ceiling_are_refused_naming_the_bound() {
+    for (field, value) in [
+        ("monthly_charges", 10_000.01),
+        ("total_charges", 1_200_000.5),
+    ] {
+        let errors = errors_of(&with(field, json!(value)));
+        let (_, rule) = errors.iter().find(|(f, _)| f == field).expect(field);
+        assert!(rule.starts_with("must be between 0 and"), "{rule}");
+    }
+    assert!(Customer::from_json(&with("monthly_charges", json!(10_000.0))).is_ok());
+}
+
+#[test]
+fn an_answer_to_many_unknown_keys_lists_a_few_and_counts_the_rest() {
+    let mut body = snake();
+    for i in 0..5000 {
+        body[format!("unknown_{i}")] = json!("x".repeat(1000));
+    }
+    for errors in [
+        Customer::from_json(&body).unwrap_err(),
+        match Customer::from_json_slice(body.to_string().as_bytes()) {
+            Err(churn_core::JsonInputError::Invalid(e)) => e,
+            other => panic!("{other:?}"),
+        },
+    ] {
+        assert_eq!(
+            errors.len(),
+            churn_core::json_input::MAX_ECHOED_UNKNOWN_KEYS + 1
+        );
+        let summary = errors.for_field("$").unwrap();
+        assert_eq!(summary.value, json!(5000 - 16));
+        // Echoed values are cut short: the answer is small whatever the body.
+        assert!(serde_json::to_string(&errors).unwrap().len() < 4096);
+    }
+}

@@ -29,6 +29,23 @@ pub struct TrainingInfo {
     pub holdout_rows: usize,
     pub split_seed: u64,
     pub code_version: String,
+    /// The training data's profile as JSON ([`training_profile`]): the drift reference, stored with the
+    /// version.
+    pub profile: Option<Vec<u8>>,
+}
+
+/// The drift reference of a trained model: the profile of the rows it was trained on, with its churn
+/// probabilities on the held-out rows (on the training rows when there are none) as the reference for
+/// prediction drift. Returns the JSON artifact.
+pub fn training_profile(
+    model: &LoadedModel,
+    train: &[Customer],
+    holdout: &[Customer],
+) -> Result<Vec<u8>, Error> {
+    let scored = if holdout.is_empty() { train } else { holdout };
+    let profile = churn_monitor::ReferenceProfile::from_customers(train)?
+        .with_prediction(&model.predict(scored))?;
+    Ok(profile.to_json()?)
 }
 
 fn metrics_json(prefix: &str, m: &Metrics) -> Vec<(String, f64)> {
@@ -124,6 +141,7 @@ pub async fn register(
                     ]),
                 },
                 run_id: Some(run_id),
+                profile: info.profile.clone(),
             })
             .await
             .map_err(Error::from)
@@ -149,19 +167,164 @@ pub async fn load(
     .await
 }
 
-/// Champion/challenger: the candidate becomes champion only if its ROC AUC on `holdout` beats the
-/// current champion's on the same rows by more than `margin` (or there is no champion). Otherwise it
-/// becomes the challenger. Every decision is stored with its evidence. Decisions about the model are
-/// serialized on its lock, so concurrent promotions leave exactly one champion: the best one.
+/// What loading the champion for a comparison gave.
+enum ChampionState {
+    /// Loaded: compare on the held-out rows.
+    Loaded(Box<LoadedModel>),
+    /// Proven unusable (artifact missing, checksum mismatch, unreadable or of another flavor): it could
+    /// not be served either, so the candidate may replace it without a comparison.
+    Unusable(String),
+}
+
+/// Loads the champion, telling a proven absence from a failure to find out: only the former may let a
+/// candidate through without a comparison; any other error is returned and decides nothing.
+async fn load_champion(registry: &Registry, version: i32) -> Result<ChampionState, Error> {
+    let reference = ModelRef::Registry {
+        name: MODEL_NAME.to_owned(),
+        selector: churn_registry::Selector::Version(version),
+    };
+    match load(registry, &reference).await {
+        Ok((model, _)) => Ok(ChampionState::Loaded(Box::new(model))),
+        Err(Error::Registry(churn_registry::Error::ObjectStore(
+            object_store::Error::NotFound { .. },
+        ))) => Ok(ChampionState::Unusable(format!(
+            "the champion's (version {version}) artifact is missing from the object store"
+        ))),
+        Err(Error::Registry(churn_registry::Error::ChecksumMismatch { .. })) => {
+            Ok(ChampionState::Unusable(format!(
+                "the champion's (version {version}) artifact fails its checksum"
+            )))
+        }
+        Err(Error::Automl(e)) => Ok(ChampionState::Unusable(format!(
+            "the champion's (version {version}) artifact cannot be read: {e}"
+        ))),
+        Err(Error::Flavor { found, .. }) => Ok(ChampionState::Unusable(format!(
+            "the champion's (version {version}) artifact has flavor {found:?}, not a churn classifier"
+        ))),
+        Err(other) => Err(other),
+    }
+}
+
+/// How many times a decision is judged again when the champion moves while it is being made.
+const DECISION_ATTEMPTS: usize = 3;
+
+/// Champion/challenger: the candidate becomes champion only if its ROC AUC on `holdout` (given as
+/// `candidate_metrics`, computed once by the caller) beats the current champion's on the same rows by
+/// more than `margin`, or there is no champion, or the champion is proven unusable (its artifact
+/// missing or corrupt: recorded as such). Otherwise it becomes the challenger; so does a winner when
+/// `hold_for_live` asks for a live win too (see [`decide_on_live`]). Any other failure to load
+/// the champion (a timeout, an unreachable store) fails the decision and leaves the aliases alone.
+///
+/// The decision, the alias move and the NOTIFY are one compare-and-set transaction: if the champion
+/// moved while the candidate was being judged, the decision is judged again against the new champion
+/// (a few times), so concurrent promotions end with one consistent champion. Every decision is stored
+/// with its evidence.
 pub async fn promote_if_better(
     registry: &Registry,
     candidate: &ModelVersion,
-    candidate_model: &LoadedModel,
+    candidate_metrics: &Metrics,
+    holdout: &[Customer],
+    margin: f64,
+    hold_for_live: bool,
+) -> Result<Decision, Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut decision = judge(registry, candidate, candidate_metrics, holdout, margin).await?;
+        if hold_for_live && decision.promoted && decision.champion_score.is_some() {
+            // It won on the held-out rows; it must also win on live traffic before it serves.
+            decision.promoted = false;
+            decision.reason = format!(
+                "{}; held as challenger until it also wins on live labelled rows",
+                decision.reason
+            );
+            decision.evidence["held_for_live"] = json!(true);
+        }
+        if decision.champion_version == Some(candidate.version) {
+            // Nothing to decide: the candidate already is the champion.
+            return Ok(decision);
+        }
+        match registry
+            .record_decision(&decision, CHAMPION, Some(CHALLENGER))
+            .await
+        {
+            Ok(()) => return Ok(decision),
+            Err(churn_registry::Error::AliasMoved { .. }) if attempt < DECISION_ATTEMPTS => {
+                tracing::info!(
+                    candidate = candidate.version,
+                    attempt,
+                    "the champion moved during the decision; judging again"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The evidence of a live comparison: both versions' metrics on the same labelled customers.
+#[derive(Debug, Clone)]
+pub struct LiveComparison {
+    pub champion_version: i32,
+    pub challenger_version: i32,
+    pub champion: Metrics,
+    pub challenger: Metrics,
+    /// The window the customers were scored in, e.g. `1d`.
+    pub window: String,
+}
+
+/// Champion/challenger on live traffic: the challenger becomes champion when its ROC AUC on the same
+/// live labelled customers beats the champion's by more than `margin`. The decision is stored either
+/// way (as a compare-and-set against the champion the comparison used); the challenger keeps its alias
+/// when it does not win. Returns `None` when the champion moved since the comparison.
+pub async fn decide_on_live(
+    registry: &Registry,
+    live: &LiveComparison,
+    margin: f64,
+) -> Result<Option<Decision>, Error> {
+    let (cand, champ) = (
+        live.challenger.roc_auc.unwrap_or(0.0),
+        live.champion.roc_auc.unwrap_or(0.0),
+    );
+    let promoted = cand > champ + margin;
+    let verdict = if promoted { "beats" } else { "does not beat" };
+    let decision = Decision {
+        model_name: MODEL_NAME.to_owned(),
+        candidate_version: live.challenger_version,
+        champion_version: Some(live.champion_version),
+        metric: PROMOTION_METRIC.to_owned(),
+        candidate_score: live.challenger.roc_auc,
+        champion_score: live.champion.roc_auc,
+        margin,
+        promoted,
+        reason: format!(
+            "live ({} window, {} labelled customers scored by both): challenger ROC AUC {cand:.4} {verdict} the champion's {champ:.4} by more than {margin}",
+            live.window, live.champion.n
+        ),
+        evidence: json!({
+            "live": true,
+            "window": live.window,
+            "candidate": live.challenger,
+            "champion": live.champion,
+        }),
+    };
+    match registry
+        .record_decision(&decision, CHAMPION, Some(CHALLENGER))
+        .await
+    {
+        Ok(()) => Ok(Some(decision)),
+        Err(churn_registry::Error::AliasMoved { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Compares the candidate with the current champion; writes nothing.
+async fn judge(
+    registry: &Registry,
+    candidate: &ModelVersion,
+    candidate_metrics: &Metrics,
     holdout: &[Customer],
     margin: f64,
 ) -> Result<Decision, Error> {
-    let lock = registry.lock_model(MODEL_NAME).await?;
-    let candidate_metrics = candidate_model.evaluate(holdout)?;
     let champion = registry.by_alias(MODEL_NAME, CHAMPION).await?;
     let holdout_positives = holdout
         .iter()
@@ -180,42 +343,37 @@ pub async fn promote_if_better(
             false,
             "the candidate already is the champion".to_owned(),
         ),
-        Some(c) => {
-            let reference = ModelRef::Registry {
-                name: MODEL_NAME.to_owned(),
-                selector: churn_registry::Selector::Version(c.version),
-            };
-            match load(registry, &reference).await {
-                Ok((champion_model, _)) => {
-                    let champion_metrics = champion_model.evaluate(holdout)?;
-                    evidence["champion"] = json!(champion_metrics);
-                    let (cand, champ) = (
-                        candidate_metrics.roc_auc.unwrap_or(0.0),
-                        champion_metrics.roc_auc.unwrap_or(0.0),
-                    );
-                    let promoted = cand > champ + margin;
-                    let reason = if promoted {
-                        format!(
-                            "candidate ROC AUC {cand:.4} beats the champion's {champ:.4} by more than {margin}"
-                        )
-                    } else {
-                        format!(
-                            "candidate ROC AUC {cand:.4} does not beat the champion's {champ:.4} by more than {margin}"
-                        )
-                    };
-                    (Some(c.version), champion_metrics.roc_auc, promoted, reason)
-                }
-                // A champion that cannot be loaded (missing or tampered artifact) cannot be served either.
-                Err(e) => (
-                    Some(c.version),
-                    None,
-                    true,
-                    format!("the champion's artifact could not be loaded ({e})"),
-                ),
+        Some(c) => match load_champion(registry, c.version).await? {
+            ChampionState::Loaded(champion_model) => {
+                let rows = holdout.to_vec();
+                let champion_metrics =
+                    tokio::task::spawn_blocking(move || champion_model.evaluate(&rows))
+                        .await
+                        .map_err(|e| Error::Task(e.to_string()))??;
+                evidence["champion"] = json!(champion_metrics);
+                let (cand, champ) = (
+                    candidate_metrics.roc_auc.unwrap_or(0.0),
+                    champion_metrics.roc_auc.unwrap_or(0.0),
+                );
+                let promoted = cand > champ + margin;
+                let reason = if promoted {
+                    format!(
+                        "candidate ROC AUC {cand:.4} beats the champion's {champ:.4} by more than {margin}"
+                    )
+                } else {
+                    format!(
+                        "candidate ROC AUC {cand:.4} does not beat the champion's {champ:.4} by more than {margin}"
+                    )
+                };
+                (Some(c.version), champion_metrics.roc_auc, promoted, reason)
             }
-        }
+            ChampionState::Unusable(why) => {
+                evidence["champion_unusable"] = json!(why);
+                (Some(c.version), None, true, why)
+            }
+        },
     };
-    let decision = Decision {
+    Ok(Decision {
         model_name: MODEL_NAME.to_owned(),
         candidate_version: candidate.version,
         champion_version,
@@ -226,18 +384,55 @@ pub async fn promote_if_better(
         promoted,
         reason,
         evidence,
-    };
-    if champion
-        .as_ref()
-        .is_none_or(|c| c.version != candidate.version)
-    {
-        registry.record_decision(&decision, CHAMPION).await?;
-        if !promoted {
-            registry
-                .set_alias(MODEL_NAME, CHALLENGER, candidate.version)
-                .await?;
-        }
+    })
+}
+
+/// When the registry has no champion, trains one on the seed data at `seed_path` (downloading the pinned
+/// file if it is missing) with a `budget`-second search and registers it, so a fresh platform serves
+/// predictions with no manual step. Replicas starting together take turns on a lock: one trains, the
+/// others find its champion. Returns what was trained, or `None` when there was a champion already.
+pub async fn bootstrap_champion(
+    registry: &Registry,
+    seed_path: &std::path::Path,
+    budget: std::time::Duration,
+    code_version: &str,
+) -> Result<Option<crate::TrainOutcome>, Error> {
+    if registry.by_alias(MODEL_NAME, CHAMPION).await?.is_some() {
+        return Ok(None);
     }
+    // A lock of its own: promotion takes the model's lock, which this one must not hold.
+    let lock = registry
+        .lock_model(&format!("{MODEL_NAME}.bootstrap"))
+        .await?;
+    if registry.by_alias(MODEL_NAME, CHAMPION).await?.is_some() {
+        lock.release().await?;
+        return Ok(None);
+    }
+    tracing::info!(path = %seed_path.display(), budget_secs = budget.as_secs(), "no champion yet: training a first one on the seed data");
+    churn_store::seed::ensure_seed(seed_path).await?;
+    let request = crate::TrainRequest {
+        data: crate::TrainingData::File(seed_path.to_path_buf()),
+        holdout: crate::Holdout::Split {
+            fraction: 0.2,
+            seed: 0,
+        },
+        options: churn_automl::TrainOptions {
+            time_budget: budget,
+            ..churn_automl::TrainOptions::default()
+        },
+        promotion_margin: 0.0,
+        hold_for_live: false,
+        code_version: code_version.to_owned(),
+    };
+    let outcome = crate::train_and_register(registry, request, |_| {}).await;
     lock.release().await?;
-    Ok(decision)
+    let outcome = outcome?;
+    if let Some((version, decision)) = &outcome.registered {
+        tracing::info!(
+            version = version.version,
+            promoted = decision.promoted,
+            "trained and registered a first champion"
+        );
+    }
+    Ok(Some(outcome))
 }

@@ -3,7 +3,13 @@
 //! know nothing of storage).
 
 pub mod classifier;
+pub mod data;
 pub mod synthesizer;
+pub mod train;
+
+pub use train::{
+    Holdout, TrainEvent, TrainOutcome, TrainRequest, TrainingData, train_and_register, train_model,
+};
 
 use churn_registry::{ModelRef, ModelVersion, Registry};
 
@@ -44,12 +50,18 @@ pub enum Error {
     Data(#[from] churn_core::Error),
     #[error(transparent)]
     Store(#[from] churn_store::Error),
+    #[error("profiling the training data: {0}")]
+    Monitor(#[from] churn_monitor::Error),
     #[error("the artifact of {reference} has flavor {found:?}, expected {expected:?}")]
     Flavor {
         reference: String,
         found: String,
         expected: &'static str,
     },
+    #[error(
+        "champion/challenger needs held-out rows to judge on: give a holdout share or a test file"
+    )]
+    NoHoldout,
     #[error("background task failed: {0}")]
     Task(String),
 }

@@ -60,6 +60,7 @@ async fn register_locked(
                 extra: serde_json::Map::from_iter([("seed".to_owned(), info.seed.into())]),
             },
             run_id: None,
+            profile: None,
         })
         .await?;
     let current = registry
@@ -141,9 +142,9 @@ pub async fn load_or_bootstrap(
     }
 }
 
-/// Reads a CSV and fits a model on it, timing the fit.
+/// Reads a CSV (hashing it on the way) and fits a model on it, timing the fit.
 pub fn fit_file(path: &Path, options: FitOptions) -> Result<(SynthModel, TrainingInfo), Error> {
-    let customers = churn_core::read_customers(path)?;
+    let (customers, data_sha256) = crate::data::read_customers_hashed(path)?;
     let started = std::time::Instant::now();
     let model = SynthModel::fit(&customers, options)?;
     let fit_seconds = started.elapsed().as_secs_f64();
@@ -151,7 +152,7 @@ pub fn fit_file(path: &Path, options: FitOptions) -> Result<(SynthModel, Trainin
         model,
         TrainingInfo {
             data_path: path.display().to_string(),
-            data_sha256: churn_store::seed::sha256_file(path)?,
+            data_sha256,
             rows: customers.len(),
             seed: options.seed,
             fit_seconds,

@@ -6,15 +6,17 @@
 //!   also sends a `NOTIFY registry_events` so servers can reload at once.
 //! - Model references: `registry:NAME@ALIAS`, `registry:NAME/VERSION` (MLflow's `models:/NAME@ALIAS`
 //!   and `models:/NAME/VERSION` too), or a local file path.
+//! - [`mlflow`] shows all of it in MLflow's REST shapes, for MLflow's own clients.
 
+pub mod mlflow;
 mod reference;
 mod registry;
 mod runs;
 
 pub use reference::{ModelRef, Selector};
 pub use registry::{
-    ALIAS_CHANNEL, AliasEvent, Lineage, ModelLock, ModelSummary, ModelVersion, NewVersion,
-    Registry, sha256_hex,
+    ALIAS_CHANNEL, ARTIFACT_PREFIX, AliasEvent, GarbageReport, Lineage, ModelLock, ModelSummary,
+    ModelVersion, NewVersion, Registry, sha256_hex,
 };
 pub use runs::{Decision, NewRun, Run, RunStatus};
 
@@ -43,8 +45,33 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error(
+        "{name}@{alias} moved while the decision was made (judged against {}, now {}); judge again",
+        judged.map_or("none".to_owned(), |v| format!("version {v}")),
+        now.map_or("none".to_owned(), |v| format!("version {v}"))
+    )]
+    AliasMoved {
+        name: String,
+        alias: String,
+        judged: Option<i32>,
+        now: Option<i32>,
+    },
     #[error("run {run_id} does not exist")]
     RunNotFound { run_id: uuid::Uuid },
+    #[error("run {run_id:?} does not exist")]
+    RunIdNotFound { run_id: String },
+    #[error(
+        "experiment {experiment:?} does not exist (an experiment is named by the runs logged to it)"
+    )]
+    ExperimentNotFound { experiment: String },
+    #[error("no artifact at {path:?}: a model version's files are under models/NAME/VERSION/")]
+    ArtifactNotFound { path: String },
+    #[error(
+        "{name}@{alias} cannot be deleted: the classifier serves it; point it at another version instead"
+    )]
+    ProtectedAlias { name: String, alias: String },
+    #[error("invalid parameter {value:?}: {reason}")]
+    InvalidParameter { value: String, reason: String },
     #[error("metrics and lineage must be JSON objects: {0}")]
     InvalidJson(String),
     #[error("database error: {0}")]

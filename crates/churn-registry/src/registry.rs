@@ -83,6 +83,8 @@ pub struct NewVersion {
     pub metrics: Value,
     pub lineage: Lineage,
     pub run_id: Option<Uuid>,
+    /// The training data's profile (the drift reference), stored beside the artifact and checksummed.
+    pub profile: Option<Vec<u8>>,
 }
 
 /// A registered version.
@@ -100,6 +102,9 @@ pub struct ModelVersion {
     pub lineage: Json<Value>,
     pub parent_version: Option<i32>,
     pub created_at: DateTime<Utc>,
+    /// Where the training data's profile is stored, when the version has one.
+    pub profile_key: Option<String>,
+    pub profile_sha256: Option<String>,
 }
 
 /// A registered model with its aliases.
@@ -135,8 +140,33 @@ impl ModelLock {
     }
 }
 
-const VERSION_COLUMNS: &str = "model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, \
-    flavor, description, metrics, lineage, parent_version, created_at";
+/// Where artifacts are stored: `models/<model>/<ulid>-<sha256 prefix>`.
+pub const ARTIFACT_PREFIX: &str = "models/";
+/// A version's training-data profile is stored at its artifact's key plus this.
+pub const PROFILE_SUFFIX: &str = ".profile.json";
+
+/// What a registration stored in the object store before its row is written.
+struct StoredObjects<'a> {
+    key: &'a str,
+    sha: &'a str,
+    size: i64,
+    /// The profile's key and SHA-256.
+    profile: Option<&'a (String, String)>,
+}
+
+/// What [`Registry::collect_garbage`] found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GarbageReport {
+    pub scanned: usize,
+    pub referenced: usize,
+    /// Unreferenced but younger than the minimum age: left alone.
+    pub too_young: usize,
+    /// Unreferenced artifacts deleted (or, in a dry run, that would be).
+    pub orphans: Vec<String>,
+}
+
+pub(crate) const VERSION_COLUMNS: &str = "model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, \
+    flavor, description, metrics, lineage, parent_version, created_at, profile_key, profile_sha256";
 
 /// The registry: metadata in Postgres, artifacts in the object store.
 #[derive(Debug, Clone)]
@@ -154,10 +184,13 @@ impl Registry {
         &self.pool
     }
 
-    /// Registers a new version: the artifact is written under a unique key, then its metadata (with the
-    /// SHA-256) is committed. Version numbers per model are assigned under a row lock, so concurrent
-    /// registrations get distinct, increasing numbers.
-    pub async fn register(&self, new: NewVersion) -> Result<ModelVersion, Error> {
+    /// Registers a new version. The artifact is uploaded first, under a key of its own, and only then is
+    /// its metadata (with the SHA-256) committed, so a committed version always has its artifact.
+    /// Version numbers per model are assigned under a row lock, so concurrent registrations get
+    /// distinct, increasing numbers. When the transaction fails, the artifact is deleted only once a
+    /// re-read proves no version refers to it (a COMMIT whose answer was lost may have landed);
+    /// anything left behind is removed by [`Registry::collect_garbage`].
+    pub async fn register(&self, mut new: NewVersion) -> Result<ModelVersion, Error> {
         check_model_name(&new.model_name)?;
         if !new.metrics.is_object() {
             return Err(Error::InvalidJson(format!("metrics is {}", new.metrics)));
@@ -166,7 +199,78 @@ impl Registry {
             serde_json::to_value(&new.lineage).map_err(|e| Error::InvalidJson(e.to_string()))?;
         let sha = sha256_hex(&new.artifact);
         let size = new.artifact.len() as i64;
+        let key = format!(
+            "{ARTIFACT_PREFIX}{}/{}-{}",
+            new.model_name,
+            ulid::Ulid::generate(),
+            &sha[..16]
+        );
+        let path = ObjectPath::from(key.as_str());
+        let artifact = std::mem::take(&mut new.artifact);
+        self.objects.store.put(&path, artifact.into()).await?;
+        let profile = match new.profile.take() {
+            Some(bytes) => {
+                let profile_key = format!("{key}{PROFILE_SUFFIX}");
+                let profile_sha = sha256_hex(&bytes);
+                let stored = self
+                    .objects
+                    .store
+                    .put(&ObjectPath::from(profile_key.as_str()), bytes.into())
+                    .await;
+                if let Err(e) = stored {
+                    let _ = self.objects.store.delete(&path).await;
+                    return Err(e.into());
+                }
+                Some((profile_key, profile_sha))
+            }
+            None => None,
+        };
 
+        let stored = StoredObjects {
+            key: &key,
+            sha: &sha,
+            size,
+            profile: profile.as_ref(),
+        };
+        let committed = self.insert_version(&new, &stored, &lineage).await;
+        match committed {
+            Ok(row) => {
+                tracing::info!(model = %row.model_name, version = row.version, sha256 = %sha, "registered model version");
+                Ok(row)
+            }
+            Err(e) => {
+                // Delete the artifact only when no version refers to it; if that cannot be known, keep it
+                // (garbage collection removes it later if it really is an orphan).
+                match self.artifact_referenced(&key).await {
+                    Ok(false) => {
+                        let _ = self.objects.store.delete(&path).await;
+                        if let Some((profile_key, _)) = &profile {
+                            let _ = self
+                                .objects
+                                .store
+                                .delete(&ObjectPath::from(profile_key.as_str()))
+                                .await;
+                        }
+                    }
+                    Ok(true) => {
+                        tracing::warn!(key = %key, "the registration reported an error but committed");
+                        return self.by_artifact_key(&key).await;
+                    }
+                    Err(check) => {
+                        tracing::warn!(key = %key, error = %check, "kept an artifact whose registration is uncertain");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn insert_version(
+        &self,
+        new: &NewVersion,
+        stored: &StoredObjects<'_>,
+        lineage: &Value,
+    ) -> Result<ModelVersion, Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("insert into registry.registered_models (name) values ($1) on conflict (name) do nothing")
             .bind(&new.model_name)
@@ -182,55 +286,97 @@ impl Registry {
         .bind(&new.model_name)
         .fetch_one(&mut *tx)
         .await?;
-        let key = format!(
-            "models/{}/{version}/artifact-{}",
-            new.model_name,
-            &sha[..16]
-        );
-        let path = ObjectPath::from(key.as_str());
-        self.objects.store.put(&path, new.artifact.into()).await?;
-        let inserted = sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
+        let row = sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
             "insert into registry.model_versions (model_name, version, run_id, artifact_key,
-                 artifact_sha256, artifact_size, flavor, description, metrics, lineage, parent_version)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 artifact_sha256, artifact_size, flavor, description, metrics, lineage, parent_version,
+                 profile_key, profile_sha256)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              returning {VERSION_COLUMNS}"
         )))
         .bind(&new.model_name)
         .bind(version)
         .bind(new.run_id)
-        .bind(&key)
-        .bind(&sha)
-        .bind(size)
+        .bind(stored.key)
+        .bind(stored.sha)
+        .bind(stored.size)
         .bind(&new.flavor)
         .bind(&new.description)
         .bind(Json(&new.metrics))
-        .bind(Json(&lineage))
+        .bind(Json(lineage))
         .bind(new.lineage.parent_version)
+        .bind(stored.profile.map(|(k, _)| k))
+        .bind(stored.profile.map(|(_, s)| s))
         .fetch_one(&mut *tx)
-        .await;
-        let committed = match inserted {
-            Ok(row) => {
-                sqlx::query(
-                    "update registry.registered_models set updated_at = now() where name = $1",
-                )
-                .bind(&new.model_name)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await.map(|()| row)
-            }
-            Err(e) => Err(e),
+        .await?;
+        sqlx::query("update registry.registered_models set updated_at = now() where name = $1")
+            .bind(&new.model_name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Whether a committed version refers to the artifact `key`.
+    async fn artifact_referenced(&self, key: &str) -> Result<bool, Error> {
+        Ok(sqlx::query_scalar(
+            "select exists (select 1 from registry.model_versions where artifact_key = $1)",
+        )
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn by_artifact_key(&self, key: &str) -> Result<ModelVersion, Error> {
+        Ok(
+            sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
+                "select {VERSION_COLUMNS} from registry.model_versions where artifact_key = $1"
+            )))
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?,
+        )
+    }
+
+    /// Deletes stored artifacts that no version refers to and that are older than `min_age` (younger ones
+    /// may belong to a registration still in flight). With `dry_run`, only lists them.
+    pub async fn collect_garbage(
+        &self,
+        min_age: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<GarbageReport, Error> {
+        use futures::TryStreamExt;
+        let referenced: std::collections::HashSet<String> =
+            sqlx::query_scalar(
+                "select artifact_key from registry.model_versions
+                 union all select profile_key from registry.model_versions where profile_key is not null",
+            )
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .collect();
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(min_age).unwrap_or_else(|_| chrono::Duration::zero());
+        let prefix = ObjectPath::from(ARTIFACT_PREFIX);
+        let objects: Vec<object_store::ObjectMeta> =
+            self.objects.store.list(Some(&prefix)).try_collect().await?;
+        let mut report = GarbageReport {
+            scanned: objects.len(),
+            ..GarbageReport::default()
         };
-        match committed {
-            Ok(row) => {
-                tracing::info!(model = %row.model_name, version = row.version, sha256 = %sha, "registered model version");
-                Ok(row)
-            }
-            Err(e) => {
-                // The metadata never landed: remove the orphaned artifact (best effort).
-                let _ = self.objects.store.delete(&path).await;
-                Err(e.into())
+        for object in objects {
+            let key = object.location.to_string();
+            if referenced.contains(&key) {
+                report.referenced += 1;
+            } else if object.last_modified > cutoff {
+                report.too_young += 1;
+            } else {
+                if !dry_run {
+                    self.objects.store.delete(&object.location).await?;
+                }
+                report.orphans.push(key);
             }
         }
+        Ok(report)
     }
 
     pub async fn get(&self, name: &str, version: i32) -> Result<ModelVersion, Error> {
@@ -337,6 +483,30 @@ impl Registry {
         Ok(bytes.to_vec())
     }
 
+    /// Reads a version's training-data profile, checked against its recorded SHA-256; `None` when the
+    /// version was registered without one.
+    pub async fn load_profile(&self, version: &ModelVersion) -> Result<Option<Vec<u8>>, Error> {
+        let (Some(key), Some(expected)) = (&version.profile_key, &version.profile_sha256) else {
+            return Ok(None);
+        };
+        let bytes = self
+            .objects
+            .store
+            .get(&ObjectPath::from(key.as_str()))
+            .await?
+            .bytes()
+            .await?;
+        let actual = sha256_hex(&bytes);
+        if &actual != expected {
+            return Err(Error::ChecksumMismatch {
+                key: key.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        Ok(Some(bytes.to_vec()))
+    }
+
     /// Points `alias` at `version` and announces it, in one transaction.
     pub async fn set_alias(&self, name: &str, alias: &str, version: i32) -> Result<(), Error> {
         let mut tx = self.pool.begin().await?;
@@ -409,18 +579,29 @@ impl Registry {
     /// Removes an alias; returns whether it existed.
     pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await?;
+        let deleted = self.delete_alias_in(&mut tx, name, alias).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// [`Registry::delete_alias`] inside a caller's transaction.
+    pub async fn delete_alias_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        name: &str,
+        alias: &str,
+    ) -> Result<bool, Error> {
         let deleted =
             sqlx::query("delete from registry.aliases where model_name = $1 and alias = $2")
                 .bind(name)
                 .bind(alias)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected()
                 == 1;
         if deleted {
-            notify(&mut tx, name, alias, None).await?;
+            notify(tx, name, alias, None).await?;
         }
-        tx.commit().await?;
         Ok(deleted)
     }
 
@@ -475,12 +656,22 @@ impl Registry {
     /// released or dropped.
     pub async fn lock_model(&self, name: &str) -> Result<ModelLock, Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("select pg_advisory_xact_lock(hashtextextended('registry:' || $1, 0))")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        lock_in(&mut tx, name).await?;
         Ok(ModelLock { tx })
     }
+}
+
+/// Takes the per-model advisory lock inside `tx` (released when it ends), so that work done in `tx` is
+/// serialized with every other holder of the lock on this model.
+pub(crate) async fn lock_in(
+    tx: &mut Transaction<'static, Postgres>,
+    name: &str,
+) -> Result<(), Error> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended('registry:' || $1, 0))")
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn notify(

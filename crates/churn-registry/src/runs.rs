@@ -160,11 +160,37 @@ impl Registry {
         .await?)
     }
 
-    /// Records a decision and, when it promotes, moves the alias (with its NOTIFY) in the same
-    /// transaction. The model's lock serializes concurrent decisions, and a decision whose recorded
-    /// champion is no longer the champion is re-judged by the caller, so two promotions cannot both win.
-    pub async fn record_decision(&self, decision: &Decision, alias: &str) -> Result<(), Error> {
+    /// Records a decision and moves the aliases it implies in one transaction, compare-and-set: the
+    /// transaction takes the model's advisory lock on its own connection, checks that `alias` still
+    /// points at the champion the decision was judged against (`decision.champion_version`), then stores
+    /// the decision, points `alias` at the candidate when it was promoted (or `otherwise`, e.g.
+    /// `challenger`, when it was not; a promotion removes an `otherwise` alias pointing at the candidate or
+    /// an older version) and sends the NOTIFYs, all committed together. When the champion
+    /// moved since the judgement, nothing is written and [`Error::AliasMoved`] tells the caller to
+    /// judge again.
+    pub async fn record_decision(
+        &self,
+        decision: &Decision,
+        alias: &str,
+        otherwise: Option<&str>,
+    ) -> Result<(), Error> {
         let mut tx: Transaction<'static, Postgres> = self.pool().begin().await?;
+        crate::registry::lock_in(&mut tx, &decision.model_name).await?;
+        let current: Option<i32> = sqlx::query_scalar(
+            "select version from registry.aliases where model_name = $1 and alias = $2 for update",
+        )
+        .bind(&decision.model_name)
+        .bind(alias)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if current != decision.champion_version {
+            return Err(Error::AliasMoved {
+                name: decision.model_name.clone(),
+                alias: alias.to_owned(),
+                judged: decision.champion_version,
+                now: current,
+            });
+        }
         sqlx::query(
             "insert into registry.promotion_decisions (model_name, candidate_version, champion_version,
                  metric, candidate_score, champion_score, margin, promoted, reason, evidence)
@@ -182,14 +208,36 @@ impl Registry {
         .bind(Json(&decision.evidence))
         .execute(&mut *tx)
         .await?;
-        if decision.promoted {
+        let target = if decision.promoted {
+            Some(alias)
+        } else {
+            otherwise
+        };
+        if let Some(target) = target {
             self.set_alias_in(
                 &mut tx,
                 &decision.model_name,
-                alias,
+                target,
                 decision.candidate_version,
             )
             .await?;
+        }
+        if decision.promoted
+            && let Some(otherwise) = otherwise
+        {
+            // A challenger the new champion supersedes (itself, or an older version) is no longer worth
+            // shadow-scoring: the alias goes with the promotion.
+            let stale: Option<i32> = sqlx::query_scalar(
+                "select version from registry.aliases where model_name = $1 and alias = $2",
+            )
+            .bind(&decision.model_name)
+            .bind(otherwise)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if stale.is_some_and(|v| v <= decision.candidate_version) {
+                self.delete_alias_in(&mut tx, &decision.model_name, otherwise)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

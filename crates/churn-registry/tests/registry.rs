@@ -22,6 +22,7 @@ fn new_version(name: &str, artifact: &[u8]) -> NewVersion {
             extra: Default::default(),
         },
         run_id: None,
+        profile: None,
     }
 }
 
@@ -59,6 +60,34 @@ async fn a_tampered_artifact_is_refused() {
         .unwrap();
     std::fs::write(s3.bucket_dir().join(&v.artifact_key), b"tampered").unwrap();
     let err = registry.load_artifact(&v).await.unwrap_err();
+    assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_profile_registered_with_a_version_loads_back_verified_and_survives_garbage_collection() {
+    let (registry, _db, s3) = registry().await;
+    let bare = registry
+        .register(new_version("churn-classifier", b"no profile"))
+        .await
+        .unwrap();
+    assert_eq!(registry.load_profile(&bare).await.unwrap(), None);
+    let mut new = new_version("churn-classifier", b"with profile");
+    new.profile = Some(b"{\"schema_version\":1}".to_vec());
+    let v = registry.register(new).await.unwrap();
+    let key = v.profile_key.clone().expect("a profile key");
+    assert_eq!(key, format!("{}.profile.json", v.artifact_key));
+    assert_eq!(
+        registry.load_profile(&v).await.unwrap().as_deref(),
+        Some(&b"{\"schema_version\":1}"[..])
+    );
+    let report = registry
+        .collect_garbage(std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert!(report.orphans.is_empty(), "{report:?}");
+    assert_eq!(report.referenced, 3, "two artifacts and one profile");
+    std::fs::write(s3.bucket_dir().join(&key), b"tampered").unwrap();
+    let err = registry.load_profile(&v).await.unwrap_err();
     assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
 }
 
@@ -239,4 +268,141 @@ async fn bad_names_and_missing_models_get_specific_errors() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AliasNotFound { .. }), "{err}");
+}
+
+fn decision(
+    candidate: i32,
+    judged_against: Option<i32>,
+    promoted: bool,
+) -> churn_registry::Decision {
+    churn_registry::Decision {
+        model_name: "churn-classifier".to_owned(),
+        candidate_version: candidate,
+        champion_version: judged_against,
+        metric: "roc_auc".to_owned(),
+        candidate_score: Some(0.9),
+        champion_score: None,
+        margin: 0.0,
+        promoted,
+        reason: "test".to_owned(),
+        evidence: json!({}),
+    }
+}
+
+#[tokio::test]
+async fn a_decision_judged_against_a_champion_that_moved_is_refused_and_writes_nothing() {
+    let (registry, _db, _s3) = registry().await;
+    for bytes in [b"v1", b"v2", b"v3"] {
+        registry
+            .register(new_version("churn-classifier", bytes))
+            .await
+            .unwrap();
+    }
+    // v2 is judged against "no champion", then v3 becomes champion first.
+    registry
+        .record_decision(&decision(3, None, true), "champion", Some("challenger"))
+        .await
+        .unwrap();
+    let err = registry
+        .record_decision(&decision(2, None, true), "champion", Some("challenger"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::AliasMoved {
+                judged: None,
+                now: Some(3),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        registry.aliases("churn-classifier").await.unwrap(),
+        vec![("champion".into(), 3)]
+    );
+    assert_eq!(
+        registry.decisions("churn-classifier").await.unwrap().len(),
+        1
+    );
+    // Judged against the right champion, a losing candidate becomes challenger in the same transaction.
+    registry
+        .record_decision(&decision(2, Some(3), false), "champion", Some("challenger"))
+        .await
+        .unwrap();
+    assert_eq!(
+        registry.aliases("churn-classifier").await.unwrap(),
+        vec![("challenger".into(), 2), ("champion".into(), 3)]
+    );
+    // Promoting the challenger takes its alias away with it: it is no longer a challenger.
+    registry
+        .record_decision(&decision(2, Some(3), true), "champion", Some("challenger"))
+        .await
+        .unwrap();
+    assert_eq!(
+        registry.aliases("churn-classifier").await.unwrap(),
+        vec![("champion".into(), 2)]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_registration_leaves_no_artifact_and_gc_removes_orphans() {
+    let (registry, _db, s3) = registry().await;
+    registry
+        .register(new_version("churn-classifier", b"kept"))
+        .await
+        .unwrap();
+    // A run that does not exist: the row is refused by its foreign key after the upload.
+    let mut bad = new_version("churn-classifier", b"refused");
+    bad.run_id = Some(uuid::Uuid::new_v4());
+    assert!(registry.register(bad).await.is_err());
+    let stored =
+        |dir: &std::path::Path| -> usize { walk(dir).iter().filter(|p| p.is_file()).count() };
+    let models_dir = s3.bucket_dir().join("models");
+    assert_eq!(stored(&models_dir), 1, "the refused artifact was removed");
+    // An orphan left by a crash between upload and commit is collected, referenced ones are kept.
+    let orphan = models_dir.join("churn-classifier/orphan-0000");
+    std::fs::write(&orphan, b"left behind").unwrap();
+    let dry = registry
+        .collect_garbage(std::time::Duration::ZERO, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        dry.orphans,
+        vec!["models/churn-classifier/orphan-0000".to_owned()]
+    );
+    assert!(orphan.exists());
+    let young = registry
+        .collect_garbage(std::time::Duration::from_secs(3600), false)
+        .await
+        .unwrap();
+    assert_eq!((young.orphans.len(), young.too_young), (0, 1));
+    let report = registry
+        .collect_garbage(std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!((report.scanned, report.referenced), (2, 1));
+    assert!(!orphan.exists());
+    assert_eq!(stored(&models_dir), 1);
+    let (bytes, _) = registry
+        .load(&"registry:churn-classifier/1".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(bytes, b"kept");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

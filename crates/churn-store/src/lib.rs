@@ -3,11 +3,14 @@
 
 pub mod db;
 pub mod migrate;
+pub mod monitoring;
 pub mod objects;
+pub mod ops;
 pub mod seed;
+pub mod warehouse;
 
 pub use db::{connect, connect_lazy, ping};
-pub use migrate::{embedded_migrations, migrate};
+pub use migrate::{READONLY_ROLE, embedded_migrations, migrate, set_readonly_password};
 pub use objects::{ObjectStoreHandle, ObjectStoreUrl};
 
 /// Everything that can go wrong talking to the database, the object store or the seed-data server.
@@ -21,8 +24,6 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(String),
-    #[error("invalid object store URL {url:?}: {reason}")]
-    ObjectStoreUrl { url: String, reason: String },
     #[error("object store error: {0}")]
     ObjectStore(#[from] object_store::Error),
     #[error("download of {url} failed: {reason}")]

@@ -16,6 +16,11 @@ mod embedded {
     refinery::embed_migrations!("../../migrations");
 }
 
+/// How long connecting to the database may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a migrator waits for another one to finish.
+const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Key of the session-level advisory lock that serializes migration runs across processes.
 const MIGRATION_LOCK_KEY: i64 = 0x6368_7572_6e5f_6d67; // "churn_mg"
 
@@ -33,9 +38,92 @@ pub fn embedded_migrations() -> Vec<(i32, String)> {
 /// Safe to call from several processes at once: the run holds a Postgres advisory lock, so the second
 /// caller waits and then finds nothing left to do. Applying twice is a no-op.
 pub async fn migrate(url: &str) -> Result<Vec<i32>, Error> {
-    let mut conn = PgConnection::connect(url).await.map_err(Error::Connect)?;
+    let conn = connect_locked(url).await?;
+    let mut adapter = SqlxMigrator(conn);
+    let result = embedded::migrations::runner()
+        .set_abort_divergent(true)
+        .run_async(&mut adapter)
+        .await;
+    let SqlxMigrator(conn) = adapter;
+    unlock(conn).await;
+    let report: Report = result.map_err(|e| Error::Migration(e.to_string()))?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(Migration::version)
+        .collect())
+}
+
+/// The role BI tools (Grafana, Metabase) connect as; migration V6 creates it and grants it reads of the
+/// dbt marts and the monitoring schema only.
+pub const READONLY_ROLE: &str = "churn_readonly";
+
+/// Sets the password of [`READONLY_ROLE`] (from READONLY_DB_PASSWORD) in the database at `url`.
+///
+/// The migrations cannot hold a password, so services and `churnctl migrate` call this after migrating.
+/// It holds the migration lock: two services starting together would otherwise update the role's row at
+/// once, and PostgreSQL refuses the second ("tuple concurrently updated").
+pub async fn set_readonly_password(
+    url: &str,
+    password: &churn_config::Secret,
+) -> Result<(), Error> {
+    let mut conn = connect_locked(url).await?;
+    // Quoted by the server (format's %L), so no password can break out of the literal.
+    let result = async {
+        let statement: String = sqlx::query_scalar(
+            "select format('alter role %I with password %L', $1::text, $2::text)",
+        )
+        .bind(READONLY_ROLE)
+        .bind(password.expose())
+        .fetch_one(&mut conn)
+        .await?;
+        sqlx::raw_sql(AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+    }
+    .await;
+    unlock(conn).await;
+    result.map(|_| ()).map_err(|e| {
+        Error::Migration(format!(
+            "READONLY_DB_PASSWORD: could not set the password of role {READONLY_ROLE} (the DATABASE_URL \
+             role needs CREATEROLE, and migration V6 must have run): {e}"
+        ))
+    })
+}
+
+/// Connects to `url` and takes the migration lock (waiting up to [`LOCK_TIMEOUT`] for another holder),
+/// with `public` first on the search path.
+async fn connect_locked(url: &str) -> Result<PgConnection, Error> {
+    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url))
+        .await
+        .map_err(|_| {
+            Error::Connect(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "connecting took longer than {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+            )))
+        })?
+        .map_err(Error::Connect)?;
+    // Another process may hold the lock while it migrates; waiting is right, waiting forever is not.
+    sqlx::query(AssertSqlSafe(format!(
+        "set lock_timeout = '{}s'",
+        LOCK_TIMEOUT.as_secs()
+    )))
+    .execute(&mut conn)
+    .await?;
     sqlx::query("select pg_advisory_lock($1)")
         .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut conn)
+        .await
+        .map_err(|e| {
+            Error::Migration(format!(
+                "could not take the migration lock within {} s (another process migrating?): {e}",
+                LOCK_TIMEOUT.as_secs()
+            ))
+        })?;
+    sqlx::query("set lock_timeout = 0")
         .execute(&mut conn)
         .await?;
     // refinery names its history table without a schema. Pin it to `public`: with a role called
@@ -44,24 +132,16 @@ pub async fn migrate(url: &str) -> Result<Vec<i32>, Error> {
     sqlx::query("set search_path to public")
         .execute(&mut conn)
         .await?;
-    let mut adapter = SqlxMigrator(conn);
-    let result = embedded::migrations::runner()
-        .set_abort_divergent(true)
-        .run_async(&mut adapter)
-        .await;
-    let SqlxMigrator(mut conn) = adapter;
-    // Unlock even when the run failed; closing the connection would release it too.
+    Ok(conn)
+}
+
+/// Releases the migration lock (closing the connection would release it too) and closes the connection.
+async fn unlock(mut conn: PgConnection) {
     let _ = sqlx::query("select pg_advisory_unlock($1)")
         .bind(MIGRATION_LOCK_KEY)
         .execute(&mut conn)
         .await;
     let _ = conn.close().await;
-    let report: Report = result.map_err(|e| Error::Migration(e.to_string()))?;
-    Ok(report
-        .applied_migrations()
-        .iter()
-        .map(Migration::version)
-        .collect())
 }
 
 /// refinery's async driver traits over one sqlx Postgres connection.

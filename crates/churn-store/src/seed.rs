@@ -8,17 +8,15 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 
-/// The IBM Telco churn file, pinned to one commit's bytes.
-pub const SEED_URL: &str = "https://raw.githubusercontent.com/raashidsalih/churn-pipeline/main/source_data/Telco_customer_churn.csv";
+/// The IBM Telco churn file, pinned to the commit that last changed it (the reference project's).
+pub const SEED_URL: &str = "https://raw.githubusercontent.com/raashidsalih/churn-pipeline/64159f28abf8d1658f7407ef692537e3a5ce2903/source_data/Telco_customer_churn.csv";
+/// A download larger than this is refused: the seed is about 1 MB, so anything far bigger is not it.
+pub const MAX_DOWNLOAD_BYTES: u64 = 64 * 1024 * 1024;
+/// How long connecting, and the whole download, may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 /// SHA-256 of the file at [`SEED_URL`].
 pub const SEED_SHA256: &str = "18801d92fd128bd6374ba19a2e64304f2a42dbc1507e3b8de906226e2cb2b6ff";
-
-/// Where the seed file is read from: `CHURN_SEED_DATA`, else `../shared/data/telco_customer_churn.csv`.
-pub fn seed_path() -> PathBuf {
-    std::env::var_os(churn_core::SEED_DATA_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/data/telco_customer_churn.csv"))
-}
 
 /// Hex SHA-256 of a file's bytes.
 pub fn sha256_file(path: &Path) -> Result<String, Error> {
@@ -58,12 +56,25 @@ pub async fn download_verified(
         )));
     }
 
-    let response = reqwest::get(url)
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(DOWNLOAD_TIMEOUT)
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let response = client
+        .get(url)
+        .send()
         .await
         .map_err(|e| fail(e.to_string()))?
         .error_for_status()
         .map_err(|e| fail(e.to_string()))?;
     let total = response.content_length();
+    if total.is_some_and(|t| t > MAX_DOWNLOAD_BYTES) {
+        return Err(fail(format!(
+            "the server announces {} bytes; at most {MAX_DOWNLOAD_BYTES} are accepted",
+            total.unwrap_or_default()
+        )));
+    }
 
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -79,6 +90,11 @@ pub async fn download_verified(
         hasher.update(&chunk);
         tmp.write_all(&chunk).map_err(io)?;
         received += chunk.len() as u64;
+        if received > MAX_DOWNLOAD_BYTES {
+            return Err(fail(format!(
+                "the body exceeds {MAX_DOWNLOAD_BYTES} bytes; the download was stopped"
+            )));
+        }
         progress(received, total);
     }
     let actual = hex::encode(hasher.finalize());

@@ -38,7 +38,7 @@ async fn objects_round_trip_through_the_s3_server() {
 async fn wrong_credentials_are_refused_by_the_s3_server() {
     let s3 = TestS3::start().await;
     let mut options = s3.options();
-    options.secret_access_key = Some("wrong-secret".into());
+    options.secret_access_key = Some(churn_config::Secret::new("wrong-secret"));
     let handle = ObjectStoreHandle::open(&s3.url(), &options).unwrap();
     assert!(handle.ping().await.is_err());
 }

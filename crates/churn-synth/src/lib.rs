@@ -29,6 +29,12 @@ pub enum Error {
         "training row {index} has no churn label; the synthesizer generates labels and needs them to learn"
     )]
     MissingLabel { index: usize },
+    #[error("{name} is {value}: it {rule}")]
+    InvalidParameter {
+        name: &'static str,
+        value: String,
+        rule: &'static str,
+    },
     #[error("the synthesizer artifact is invalid: {0}")]
     Artifact(String),
     #[error("synthesizer: {0}")]

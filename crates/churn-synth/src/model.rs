@@ -25,6 +25,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The smallest training set a model is fitted on.
 pub const MIN_TRAINING_ROWS: usize = 50;
 
+/// Most columns a segment's copula may have (the sampler's scratch space).
+pub const MAX_DIMENSION: usize = 64;
+
 /// A real place from the training data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Location {
@@ -123,16 +126,37 @@ pub struct SynthModel {
     pub total_charges_range: (f64, f64),
 }
 
-/// Settings of a fit.
+/// Settings of a fit, unchecked; [`FitOptions::check`] (which [`SynthModel::fit`] calls first) refuses
+/// values that cannot work.
 #[derive(Debug, Clone, Copy)]
 pub struct FitOptions {
     /// Seeds the tie-breaking of ranks; the same data and seed give the same model.
     pub seed: u64,
+    /// Fewest training rows accepted: 10 to 10,000,000 (default [`MIN_TRAINING_ROWS`]). Fewer rows give
+    /// correlations and marginals too noisy to sample from.
+    pub min_rows: usize,
 }
 
 impl Default for FitOptions {
     fn default() -> Self {
-        Self { seed: 0x5eed }
+        Self {
+            seed: 0x5eed,
+            min_rows: MIN_TRAINING_ROWS,
+        }
+    }
+}
+
+impl FitOptions {
+    /// Refuses settings that cannot work, naming the parameter, its value and the allowed range.
+    pub fn check(self) -> Result<Self, Error> {
+        if !(10..=10_000_000).contains(&self.min_rows) {
+            return Err(Error::InvalidParameter {
+                name: "min_rows",
+                value: self.min_rows.to_string(),
+                rule: "must be between 10 and 10000000",
+            });
+        }
+        Ok(self)
     }
 }
 
@@ -148,10 +172,11 @@ pub struct FamilyChoice {
 impl SynthModel {
     /// Fits the model on labelled customers.
     pub fn fit(customers: &[Customer], options: FitOptions) -> Result<SynthModel, Error> {
-        if customers.len() < MIN_TRAINING_ROWS {
+        let options = options.check()?;
+        if customers.len() < options.min_rows {
             return Err(Error::TooFewRows {
                 rows: customers.len(),
-                min: MIN_TRAINING_ROWS,
+                min: options.min_rows,
             });
         }
         if let Some(i) = customers.iter().position(|c| c.churn_label.is_none()) {
@@ -219,10 +244,10 @@ impl SynthModel {
         }
         for s in &self.segments {
             let d = s.dimension();
-            if d > crate::sampler::MAX_DIMENSION {
+            if d > MAX_DIMENSION {
                 return bad(format!(
                     "a segment has {d} columns; at most {} are supported",
-                    crate::sampler::MAX_DIMENSION
+                    MAX_DIMENSION
                 ));
             }
             if s.correlation.len() != d * d {

@@ -16,11 +16,10 @@ use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::marginal::ZTable;
-use crate::model::{Column, Location, SynthModel, decode, fixed_add_on, fixed_multiple_lines};
+use crate::model::{
+    Column, Location, MAX_DIMENSION, SynthModel, decode, fixed_add_on, fixed_multiple_lines,
+};
 use crate::normal;
-
-/// Most columns a segment's copula may have (the sampler's scratch space).
-pub const MAX_DIMENSION: usize = 64;
 
 /// Rows per chunk: one generator seed per chunk.
 pub const CHUNK_ROWS: u64 = 4096;

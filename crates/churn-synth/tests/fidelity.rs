@@ -8,7 +8,10 @@ use churn_synth::{FitOptions, Sampler, SynthModel, quality};
 
 fn real() -> &'static [Customer] {
     static REAL: OnceLock<Vec<Customer>> = OnceLock::new();
-    REAL.get_or_init(|| churn_core::read_customers(&churn_testkit::seed_data_path()).unwrap())
+    REAL.get_or_init(|| {
+        churn_core::read_customers(&churn_config::seed_data_path(&churn_config::Env::Process))
+            .unwrap()
+    })
 }
 
 fn sampler() -> &'static Sampler {
@@ -102,8 +105,22 @@ fn an_artifact_of_another_schema_version_is_refused() {
 
 #[test]
 fn fitting_is_deterministic_and_reports_each_columns_family() {
-    let a = SynthModel::fit(real(), FitOptions { seed: 3 }).unwrap();
-    let b = SynthModel::fit(real(), FitOptions { seed: 3 }).unwrap();
+    let a = SynthModel::fit(
+        real(),
+        FitOptions {
+            seed: 3,
+            ..FitOptions::default()
+        },
+    )
+    .unwrap();
+    let b = SynthModel::fit(
+        real(),
+        FitOptions {
+            seed: 3,
+            ..FitOptions::default()
+        },
+    )
+    .unwrap();
     assert_eq!(a, b);
     let families = a.families();
     // Four observed (phone, internet) segments, three numeric columns each.
@@ -149,4 +166,21 @@ fn too_little_or_unlabelled_data_is_refused() {
         err.to_string().contains("row 7 has no churn label"),
         "{err}"
     );
+}
+
+#[test]
+fn fit_options_out_of_range_are_refused_naming_the_parameter() {
+    for min_rows in [0, 9, 10_000_001] {
+        let err = SynthModel::fit(
+            real(),
+            FitOptions {
+                min_rows,
+                ..FitOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("min_rows"), "{err}");
+        assert!(err.contains(&min_rows.to_string()), "{err}");
+    }
 }

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use churn_store::objects::S3Options;
+use churn_config::{DatabaseConfig, Env, S3Options, Secret};
 use churn_store::{ObjectStoreHandle, ObjectStoreUrl};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -18,12 +18,12 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-/// The server-level URL tests create their databases on.
+/// The server-level URL tests create their databases on: DATABASE_URL's server (the default one when
+/// unset), database `postgres`.
 pub fn admin_database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    let config = DatabaseConfig::from_env(&Env::Process)
+        .unwrap_or_else(|e| panic!("the test database settings are invalid: {e}"));
+    config.url.with_database("postgres").expose().to_owned()
 }
 
 /// The versions of every migration compiled in, in order.
@@ -42,14 +42,9 @@ pub async fn applied_migrations(pool: &PgPool) -> Vec<i32> {
         .expect("read refinery_schema_history")
 }
 
-/// The seed dataset: `CHURN_SEED_DATA`, else `shared/data/telco_customer_churn.csv` beside the repository.
+/// The seed dataset, found as every process finds it ([`churn_config::seed_data_path`]).
 pub fn seed_data_path() -> PathBuf {
-    std::env::var_os("CHURN_SEED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/data/telco_customer_churn.csv")
-        })
+    churn_config::seed_data_path(&Env::Process)
 }
 
 /// A database of its own for one test, migrated, dropped when the value is dropped.
@@ -213,7 +208,7 @@ impl TestS3 {
         S3Options {
             endpoint: Some(self.endpoint()),
             access_key_id: Some(S3_ACCESS_KEY.to_owned()),
-            secret_access_key: Some(S3_SECRET_KEY.to_owned()),
+            secret_access_key: Some(Secret::new(S3_SECRET_KEY)),
             region: Some("us-east-1".to_owned()),
             allow_http: true,
         }
@@ -250,172 +245,42 @@ impl Drop for TestS3 {
     }
 }
 
-/// A service started in-process on 127.0.0.1:0 against its own database and S3 server.
-#[derive(Debug)]
-pub struct TestService {
-    /// `http://127.0.0.1:PORT`
-    pub address: String,
-    pub client: reqwest::Client,
-    pub db: TestDb,
-    pub s3: TestS3,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-/// The environment a service under test reads: its database, the S3 server, port 0, plus `extra`.
-pub fn service_env(
-    db: &TestDb,
-    s3: &TestS3,
-    port_var: &str,
-    extra: &[(&str, &str)],
-) -> churn_service::Env {
-    let mut pairs: Vec<(String, String)> = s3
-        .env()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    pairs.push(("DATABASE_URL".to_owned(), db.url.clone()));
-    pairs.push((port_var.to_owned(), "0".to_owned()));
-    pairs.push(("DATABASE_MAX_CONNECTIONS".to_owned(), "4".to_owned()));
-    pairs.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    churn_service::Env::from_pairs(pairs)
-}
-
-impl TestService {
-    /// Starts a service: `build` receives the environment and returns the bound application.
-    pub async fn spawn<F, Fut>(port_var: &str, extra: &[(&str, &str)], build: F) -> TestService
-    where
-        F: FnOnce(churn_service::Env) -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<churn_service::Application>>,
-    {
-        let db = TestDb::new().await;
-        let s3 = TestS3::start().await;
-        let env = service_env(&db, &s3, port_var, extra);
-        let app = build(env).await.expect("the service starts");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until(async move {
-            let _ = rx.await;
-        }));
-        TestService {
-            address,
-            client: reqwest::Client::new(),
-            db,
-            s3,
-            stop: Some(tx),
-            server: Some(server),
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
-    }
-
-    /// Asks the server to stop gracefully and waits for it.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("server task")
-                .expect("server stopped cleanly");
-        }
-    }
-}
-
-/// Checks every service must pass: `/health`, `/ready`, `/metrics`, `/openapi.json` and the JSON 404.
-pub async fn check_operational_routes(app: &TestService) {
-    let health = app.get("/health").await;
-    assert_eq!(health.status(), 200);
-    let body: serde_json::Value = health.json().await.expect("health is JSON");
-    assert_eq!(body["status"], "ok");
-
-    let ready = app.get("/ready").await;
-    assert_eq!(ready.status(), 200);
-    let body: serde_json::Value = ready.json().await.expect("ready is JSON");
-    assert_eq!(body["status"], "ready", "{body}");
-    assert_eq!(body["checks"]["database"]["ok"], true, "{body}");
-    assert_eq!(body["checks"]["object_store"]["ok"], true, "{body}");
-
-    let missing = app.get("/no/such/route").await;
-    assert_eq!(missing.status(), 404);
-    let body: serde_json::Value = missing.json().await.expect("404 is JSON");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("/no/such/route"),
-        "{body}"
-    );
-    assert!(body.get("details").is_some(), "{body}");
-
-    let spec: serde_json::Value = app
-        .get("/openapi.json")
-        .await
-        .json()
-        .await
-        .expect("spec is JSON");
-    assert!(
-        spec["openapi"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("3."),
-        "{spec}"
-    );
-    for path in ["/health", "/ready", "/metrics"] {
-        assert!(spec["paths"].get(path).is_some(), "{path} is documented");
-    }
-
-    let metrics = app.get("/metrics").await;
-    assert_eq!(metrics.status(), 200);
-    let text = metrics.text().await.expect("metrics text");
-    assert!(
-        text.contains("http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"}"),
-        "{text}"
-    );
-}
-
-/// Stops the service's S3 server and checks `/ready` reports it, answering `expected_status`
-/// (503 where the object store is critical, 200 "degraded" where the service keeps working).
-pub async fn check_object_store_outage(app: &mut TestService, expected_status: u16) {
-    app.s3.stop().await;
-    let ready = app.get("/ready").await;
-    assert_eq!(ready.status(), expected_status);
-    let body: serde_json::Value = ready.json().await.expect("ready is JSON");
-    let expected = if expected_status == 503 {
-        "not_ready"
-    } else {
-        "degraded"
-    };
-    assert_eq!(body["status"], expected, "{body}");
-    assert_eq!(body["checks"]["object_store"]["ok"], false, "{body}");
-    assert_eq!(body["checks"]["database"]["ok"], true, "{body}");
-}
-
-/// Serves the seed file's bytes over HTTP at `http://127.0.0.1:PORT/telco.csv` for download tests;
-/// the server lives as long as the calling runtime.
+/// Serves the seed file's bytes over HTTP at `http://127.0.0.1:PORT/telco.csv` for download tests (a
+/// minimal HTTP/1.1 responder: `GET /telco.csv` gets the file, any other path a 404); the server lives as
+/// long as the calling runtime.
 pub async fn serve_seed_file() -> String {
-    let bytes = std::fs::read(seed_data_path()).expect("seed data readable");
-    let app = axum::Router::new().route(
-        "/telco.csv",
-        axum::routing::get(move || async move { bytes.clone() }),
-    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bytes = std::sync::Arc::new(std::fs::read(seed_data_path()).expect("seed data readable"));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let bytes = bytes.clone();
+            tokio::spawn(async move {
+                // Read the request head; the body of a GET is empty.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let found = head.starts_with(b"GET /telco.csv ");
+                let (status, body): (&str, &[u8]) = if found {
+                    ("200 OK", &bytes)
+                } else {
+                    ("404 Not Found", b"not found")
+                };
+                let header = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: text/csv\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(header.as_bytes()).await;
+                let _ = socket.write_all(body).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
     format!("http://{addr}/telco.csv")
 }

@@ -1,18 +1,22 @@
 //! HTTP routes: `POST /predict`, `POST /predict/batch`, `GET /model`, `POST /admin/reload`, `GET /ready`.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use chrono::{DateTime, Utc};
+use axum::middleware;
+use chrono::Utc;
 use churn_core::JsonInputError;
 use churn_core::{Customer, FieldError, YesNo};
 use churn_service::error::json_syntax;
 use churn_service::health::{Check, Critical, Readiness, infra_checks};
-use churn_service::{ApiError, ApiJson, JsonBody, Limits, finish_router};
-use serde::Serialize;
+use churn_service::{ApiError, ApiJson, JsonBody, Limits, auth, finish_router_with};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use churn_api::{
+    BatchItem, BatchPrediction, Contribution, CustomerBatch, FeatureImportance, ItemStatus,
+    ModelInfo, Prediction, ShadowPrediction,
+};
 
 use crate::serving::Served;
 use crate::{AppState, Refresh};
@@ -35,63 +39,51 @@ use crate::{AppState, Refresh};
 )]
 struct ApiDoc;
 
-/// The documented routes.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The documented routes, each behind its authentication layer (which runs before the body is read).
+pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let keyed = OpenApiRouter::new()
         .routes(routes!(predict))
         .routes(routes!(predict_batch))
         .routes(routes!(model_info))
-        .routes(routes!(reload))
+        .route_layer(middleware::from_fn_with_state(
+            state.api_key.clone(),
+            auth::require_api_key,
+        ));
+    let admin =
+        OpenApiRouter::new()
+            .routes(routes!(reload))
+            .route_layer(middleware::from_fn_with_state(
+                state.admin_token.clone(),
+                auth::require_admin,
+            ));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(keyed)
+        .merge(admin)
         .routes(routes!(ready))
 }
 
 /// The service's whole router.
 pub fn router(state: AppState, limits: Limits) -> (axum::Router, utoipa::openapi::OpenApi) {
-    finish_router(routes(), state, limits)
+    let max_batch = state.max_batch;
+    finish_router_with(routes(&state), state, limits, move |doc| {
+        set_batch_limit(doc, max_batch)
+    })
 }
 
-/// Constant-time comparison, so a wrong key's timing says nothing about the right one.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
-fn check_api_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(key) = &state.api_key else {
-        return Ok(());
+/// States the configured PREDICT_MAX_BATCH as the batch schema's `maxItems`.
+fn set_batch_limit(document: &mut Value, max_batch: usize) {
+    let Some(variants) = document
+        .pointer_mut("/components/schemas/CustomerBatch/oneOf")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
     };
-    let given = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| bearer(headers));
-    match given {
-        Some(g) if same(g.as_bytes(), key.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized("the API key is wrong")),
-        None => Err(ApiError::unauthorized(
-            "this service needs an API key: send it in the X-API-Key header",
-        )),
-    }
-}
-
-fn check_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &state.admin_token else {
-        return Err(ApiError::forbidden(
-            "admin routes are disabled: set ADMIN_TOKEN on the service to enable them",
-        ));
-    };
-    match bearer(headers) {
-        Some(given) if same(given.as_bytes(), token.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized("the admin token is wrong")),
-        None => Err(ApiError::unauthorized(
-            "admin routes need Authorization: Bearer <ADMIN_TOKEN>",
-        )),
+    for variant in variants {
+        for pointer in ["/maxItems", "/properties/customers/maxItems"] {
+            if let Some(max) = variant.pointer_mut(pointer) {
+                *max = json!(max_batch);
+            }
+        }
     }
 }
 
@@ -100,60 +92,46 @@ fn served(state: &AppState) -> Result<std::sync::Arc<Served>, ApiError> {
         ApiError::unavailable(
             "no champion model is loaded yet: train and register one with `churnctl train --register`",
         )
-        .with_details(json!({ "last_error": state.holder.last_error() }))
     })
-}
-
-/// One field's contribution to a prediction, in log-odds (positive pushes towards churn).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct ContributionBody {
-    field: String,
-    contribution: f64,
-}
-
-/// A prediction for one customer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct Prediction {
-    /// "Yes" when P(churn) ≥ the model's threshold.
-    predicted_churn_label: YesNo,
-    /// P(churn), calibrated.
-    churn_probability: f64,
-    /// Probability of the predicted label: max(p, 1 − p) around the threshold's side.
-    confidence: f64,
-    /// The decision threshold stored with the model.
-    threshold: f64,
-    model_name: String,
-    model_version: i32,
-    predicted_at: DateTime<Utc>,
-    /// With `?explain=true`: the fields that moved this prediction most.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    explanation: Option<Vec<ContributionBody>>,
 }
 
 /// Query parameters of `POST /predict`.
 #[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters; `parse_explain` reads them for precise errors
 struct ExplainParams {
     /// Add the top feature contributions to the response.
     explain: Option<bool>,
 }
 
-/// Reads `?explain=true|false`; any other parameter or value is a 400 naming it.
-fn parse_explain(raw: Option<&str>) -> Result<bool, ApiError> {
-    let mut explain = false;
+/// Query parameters of `POST /predict/batch`.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters; `parse_flag` reads them for precise errors
+struct ShadowParams {
+    /// Also score the batch with the shadow model (the registry's challenger), when one is loaded.
+    shadow: Option<bool>,
+}
+
+/// Reads `?<flag>=true|false`, the only parameter `route` takes; any other parameter or value is a 400
+/// naming it.
+fn parse_flag(raw: Option<&str>, flag: &str, route: &str) -> Result<bool, ApiError> {
+    let mut on = false;
     for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        let bad = |rule: &str| {
+        let bad = |rule: String| {
             ApiError::bad_request(format!("invalid query parameter {key}={value:?}: {rule}"))
                 .with_details(json!({ "parameter": key, "value": value, "rule": rule }))
         };
-        match (key.as_ref(), value.as_ref()) {
-            ("explain", "true" | "1" | "") => explain = true,
-            ("explain", "false" | "0") => explain = false,
-            ("explain", _) => return Err(bad("must be true or false")),
-            _ => return Err(bad("unknown parameter; /predict takes only explain")),
+        match (key == flag, value.as_ref()) {
+            (true, "true") => on = true,
+            (true, "false") => on = false,
+            (true, _) => return Err(bad("must be true or false".to_owned())),
+            (false, _) => {
+                return Err(bad(format!("unknown parameter; {route} takes only {flag}")));
+            }
         }
     }
-    Ok(explain)
+    Ok(on)
 }
 
 fn record(probability: f64, churn: bool) {
@@ -183,36 +161,37 @@ fn invalid_customer(errors: &churn_core::ValidationErrors) -> ApiError {
     ))]
 async fn predict(
     State(state): State<AppState>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
     JsonBody(body): JsonBody,
 ) -> Result<ApiJson<Prediction>, ApiError> {
-    check_api_key(&state, &headers)?;
-    let explain = parse_explain(query.as_deref())?;
+    let explain = parse_flag(query.as_deref(), "explain", "/predict")?;
     let customer = Customer::from_json_slice(&body).map_err(|e| match e {
         JsonInputError::Syntax(e) => json_syntax(&e),
         JsonInputError::Invalid(errors) => invalid_customer(&errors),
     })?;
     let served = served(&state)?;
-    let probability = served
-        .model
-        .predict(std::slice::from_ref(&customer))
-        .first()
-        .copied()
-        .unwrap_or(f64::NAN);
-    let churn = served.model.label(probability);
-    record(probability, churn);
-    let explanation = explain.then(|| {
-        served
-            .model
-            .explain(&customer, 5)
+    // With an explanation, the row is encoded once for both the score and the contributions.
+    let (probability, explanation) = if explain {
+        let (p, contributions) = served.model.predict_explained(&customer, 5);
+        let body = contributions
             .into_iter()
-            .map(|c| ContributionBody {
+            .map(|c| Contribution {
                 field: c.field,
                 contribution: c.contribution,
             })
-            .collect()
-    });
+            .collect();
+        (p, Some(body))
+    } else {
+        let p = served
+            .model
+            .predict(std::slice::from_ref(&customer))
+            .first()
+            .copied()
+            .unwrap_or(f64::NAN);
+        (p, None)
+    };
+    let churn = served.model.label(probability);
+    record(probability, churn);
     Ok(ApiJson(Prediction {
         predicted_churn_label: YesNo::from_bool(churn),
         churn_probability: probability,
@@ -229,53 +208,25 @@ async fn predict(
     }))
 }
 
-/// One item of a batch answer: a prediction, or the item's errors.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct BatchItem {
-    /// Position in the request.
-    index: usize,
-    /// "ok" or "invalid".
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    predicted_churn_label: Option<YesNo>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    churn_probability: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    confidence: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<Vec<FieldError>>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct BatchPrediction {
-    model_name: String,
-    model_version: i32,
-    threshold: f64,
-    predicted_at: DateTime<Utc>,
-    valid: usize,
-    invalid: usize,
-    /// One item per customer, in request order.
-    results: Vec<BatchItem>,
-}
-
 /// `POST /predict/batch`: predictions for many customers; an invalid one fails only its own item.
 /// The body is a JSON array of customers, or `{"customers": [...]}`.
-#[utoipa::path(post, path = "/predict/batch", tag = "prediction", request_body = Vec<Customer>,
+#[utoipa::path(post, path = "/predict/batch", tag = "prediction", params(ShadowParams), request_body = CustomerBatch,
     responses(
         (status = 200, description = "One result per customer, in order", body = BatchPrediction),
         (status = 400, description = "Malformed JSON", body = churn_service::ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = churn_service::ErrorBody),
         (status = 408, description = "The request took longer than REQUEST_TIMEOUT_SECS", body = churn_service::ErrorBody),
         (status = 413, description = "Body too large", body = churn_service::ErrorBody),
+        (status = 415, description = "Not JSON", body = churn_service::ErrorBody),
         (status = 422, description = "Not an array, empty, or more customers than PREDICT_MAX_BATCH", body = churn_service::ErrorBody),
         (status = 503, description = "No champion model loaded yet", body = churn_service::ErrorBody),
     ))]
 async fn predict_batch(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     JsonBody(body): JsonBody,
 ) -> Result<ApiJson<BatchPrediction>, ApiError> {
-    check_api_key(&state, &headers)?;
+    let with_shadow = parse_flag(query.as_deref(), "shadow", "/predict/batch")?;
     let items = batch_items(&body)?;
     if items.is_empty() {
         return Err(ApiError::invalid(
@@ -313,11 +264,34 @@ async fn predict_batch(
         )
         .collect();
     let valid_count = valid.len();
+    let shadow_model = if with_shadow {
+        state.shadow.as_ref().and_then(|s| s.current())
+    } else {
+        None
+    };
     // A large batch is milliseconds of CPU: keep it off the threads that serve other requests.
     let model = served.clone();
-    let probabilities = tokio::task::spawn_blocking(move || model.model.predict(&valid))
-        .await
-        .map_err(ApiError::internal)?;
+    let shadow_served = shadow_model.clone();
+    let (probabilities, shadow_probabilities) = tokio::task::spawn_blocking(move || {
+        let shadow = shadow_served.map(|s| s.model.predict(&valid));
+        (model.model.predict(&valid), shadow)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let shadow = shadow_model
+        .zip(shadow_probabilities)
+        .map(|(model, probabilities)| {
+            let mut next = probabilities.into_iter();
+            ShadowPrediction {
+                model_name: model.name.clone(),
+                model_version: model.version,
+                threshold: model.model.model.threshold,
+                churn_probabilities: item_errors
+                    .iter()
+                    .map(|errors| errors.is_none().then(|| next.next()).flatten())
+                    .collect(),
+            }
+        });
     let mut next = probabilities.into_iter();
     let results: Vec<BatchItem> = item_errors
         .into_iter()
@@ -329,7 +303,7 @@ async fn predict_batch(
                 record(probability, churn);
                 BatchItem {
                     index,
-                    status: "ok",
+                    status: ItemStatus::Ok,
                     predicted_churn_label: Some(YesNo::from_bool(churn)),
                     churn_probability: Some(probability),
                     confidence: Some(if churn {
@@ -342,7 +316,7 @@ async fn predict_batch(
             }
             Some(errors) => BatchItem {
                 index,
-                status: "invalid",
+                status: ItemStatus::Invalid,
                 predicted_churn_label: None,
                 churn_probability: None,
                 confidence: None,
@@ -358,6 +332,7 @@ async fn predict_batch(
         valid: valid_count,
         invalid: results.len() - valid_count,
         results,
+        shadow,
     }))
 }
 
@@ -398,25 +373,10 @@ fn batch_items(body: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, ApiErro
     })
 }
 
-/// The served model.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct ModelInfo {
-    model_name: String,
-    model_version: i32,
-    artifact_sha256: Option<String>,
-    loaded_at: DateTime<Utc>,
-    family: String,
-    threshold: f64,
-    /// Permutation importance by customer field, most important first.
-    #[schema(value_type = Object)]
-    feature_importance: Value,
-    #[schema(value_type = Object)]
-    cv_metrics: Value,
-}
-
 /// `GET /model`: what is being served.
 #[utoipa::path(get, path = "/model", tag = "model", responses(
     (status = 200, description = "The served model", body = ModelInfo),
+    (status = 401, description = "Missing or wrong API key (when PREDICT_API_KEY is set)", body = churn_service::ErrorBody),
     (status = 503, description = "No model loaded yet", body = churn_service::ErrorBody)))]
 async fn model_info(State(state): State<AppState>) -> Result<ApiJson<ModelInfo>, ApiError> {
     let served = served(&state)?;
@@ -428,22 +388,25 @@ async fn model_info(State(state): State<AppState>) -> Result<ApiJson<ModelInfo>,
         loaded_at: served.loaded_at,
         family: m.family.clone(),
         threshold: m.threshold,
-        feature_importance: json!(m.importance),
-        cv_metrics: json!(m.training.cv_metrics),
+        feature_importance: m
+            .importance
+            .iter()
+            .map(|i| FeatureImportance {
+                field: i.field.clone(),
+                importance: i.importance,
+            })
+            .collect(),
+        cv_metrics: m.training.cv_metrics,
     }))
 }
 
 /// `POST /admin/reload`: check the registry now instead of waiting for a notification.
 #[utoipa::path(post, path = "/admin/reload", tag = "model", security(("admin_token" = [])), responses(
     (status = 200, description = "What the reload did"),
-    (status = 401, description = "Missing or wrong admin token", body = churn_service::ErrorBody),
-    (status = 403, description = "ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
+    (status = 401, description = "No admin token", body = churn_service::ErrorBody),
+    (status = 403, description = "A wrong admin token, or ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
     (status = 503, description = "The reload failed; the served model is kept", body = churn_service::ErrorBody)))]
-async fn reload(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<ApiJson<Value>, ApiError> {
-    check_admin(&state, &headers)?;
+async fn reload(State(state): State<AppState>) -> Result<ApiJson<Value>, ApiError> {
     match state.holder.refresh().await {
         Ok(outcome) => {
             let version = state.holder.current().map(|s| s.version);
@@ -456,10 +419,10 @@ async fn reload(
                 json!({ "outcome": outcome, "model_version": version }),
             ))
         }
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the reload failed; the served model is kept",
-            json!({ "reason": e }),
+        Err(e) => Err(ApiError::unavailable_because(
+            "the reload failed and the served model is kept; retry later, and see the service log \
+             (under this response's x-request-id) for the cause",
+            e,
         )),
     }
 }
@@ -470,25 +433,45 @@ async fn reload(
     (status = 200, description = "Ready, or degraded but serving", body = Readiness),
     (status = 503, description = "No model loaded", body = Readiness)))]
 async fn ready(State(state): State<AppState>) -> Readiness {
-    // The model in memory keeps serving through either outage.
-    let mut checks = infra_checks(
-        &state.infra,
-        Critical {
-            database: false,
-            object_store: false,
-        },
-    )
-    .await;
-    let model = match state.holder.current() {
-        Some(s) => Check::pass(Some(format!("{} version {}", s.name, s.version))),
-        None => Check::fail(
-            true,
-            "no champion model loaded: register one with churnctl train --register",
-        ),
+    let compute = async {
+        // The model in memory keeps serving through either outage.
+        let mut checks = infra_checks(
+            &state.infra,
+            Critical {
+                database: false,
+                object_store: false,
+            },
+        )
+        .await;
+        let model = match state.holder.current() {
+            Some(s) => Check::pass(Some(format!("version {}", s.version))),
+            None => Check::down(
+                "model",
+                true,
+                "no champion model loaded: register one with churnctl train --register",
+            ),
+        };
+        checks.insert("model".to_owned(), model);
+        if let Some(error) = state.holder.last_error() {
+            checks.insert(
+                "model_refresh".to_owned(),
+                Check::degraded("model_refresh", error),
+            );
+        }
+        // The shadow never decides readiness: without one, batches are answered without shadow scores.
+        if let Some(shadow) = &state.shadow {
+            let check = match (shadow.current(), shadow.last_error()) {
+                (_, Some(error)) => Check::degraded("shadow_model", error),
+                (Some(s), None) => Check::pass(Some(format!("version {}", s.version))),
+                (None, None) => Check::pass(Some("no challenger to shadow-score".to_owned())),
+            };
+            let check = Check {
+                critical: false,
+                ..check
+            };
+            checks.insert("shadow_model".to_owned(), check);
+        }
+        Readiness::from_checks(checks)
     };
-    checks.insert("model".to_owned(), model);
-    if let Some(error) = state.holder.last_error() {
-        checks.insert("model_refresh".to_owned(), Check::fail(false, error));
-    }
-    Readiness::from_checks(checks)
+    state.ready.get(compute).await
 }

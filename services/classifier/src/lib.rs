@@ -5,43 +5,36 @@ mod api;
 mod serving;
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use churn_config::{ClassifierConfig, ConfigError, Env, Secret};
 use churn_registry::{ModelRef, Registry};
-use churn_service::config::CLASSIFIER_PORT;
-use churn_service::{Application, ConfigError, Env, Infra, ServiceConfig};
+use churn_service::health::ReadyCache;
+use churn_service::{Application, Infra};
 
 pub use api::router;
-pub use serving::{ModelHolder, Refresh, Served};
+pub use serving::{ModelHolder, Refresh, RefreshError, Role, Served};
 
 /// The variable naming this service's port.
-pub const PORT_VAR: &str = "CLASSIFIER_PORT";
+pub const PORT_VAR: &str = ClassifierConfig::PORT_VAR;
 
-/// The service's configuration.
+/// The service's configuration: the shared settings plus the parsed model reference.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub service: ServiceConfig,
+    pub settings: ClassifierConfig,
     /// What to serve (CLASSIFIER_MODEL, default `registry:churn-classifier@champion`; a file path works too).
     pub model: ModelRef,
-    /// Largest number of customers in one `POST /predict/batch` (PREDICT_MAX_BATCH, default 1000).
-    pub max_batch: usize,
-    /// When set, `/predict` routes need this key in `X-API-Key` (PREDICT_API_KEY).
-    pub api_key: Option<String>,
-    /// How often the champion is polled in case a NOTIFY was missed (MODEL_POLL_SECS, default 5).
-    pub poll: Duration,
+    /// What to shadow-score (CLASSIFIER_SHADOW_MODEL, default `registry:churn-classifier@challenger`;
+    /// `off`: nothing).
+    pub shadow: Option<ModelRef>,
 }
 
 /// Reads the service's configuration; an invalid variable is an error naming it.
 pub fn config_from_env(env: &Env) -> Result<Config, ConfigError> {
-    let invalid = |name: &str, value: String, reason: &str| ConfigError::Invalid {
-        name: name.to_owned(),
-        value,
-        reason: reason.to_owned(),
-    };
-    let model = match env.get("CLASSIFIER_MODEL") {
+    let settings = ClassifierConfig::from_env(env)?;
+    let model = match &settings.model {
         Some(raw) => raw
             .parse::<ModelRef>()
-            .map_err(|e| invalid("CLASSIFIER_MODEL", raw.clone(), &e.to_string()))?,
+            .map_err(|e| ConfigError::invalid("CLASSIFIER_MODEL", raw, e.to_string()))?,
         None => ModelRef::Registry {
             name: churn_models::classifier::MODEL_NAME.to_owned(),
             selector: churn_registry::Selector::Alias(
@@ -49,32 +42,26 @@ pub fn config_from_env(env: &Env) -> Result<Config, ConfigError> {
             ),
         },
     };
-    let max_batch = env.parse_or("PREDICT_MAX_BATCH", 1000usize)?;
-    if max_batch == 0 {
-        return Err(invalid(
-            "PREDICT_MAX_BATCH",
-            "0".into(),
-            "must be at least 1",
-        ));
-    }
-    let poll = env.parse_or("MODEL_POLL_SECS", 5u64)?;
-    if poll == 0 {
-        return Err(invalid("MODEL_POLL_SECS", "0".into(), "must be at least 1"));
-    }
-    let api_key = env.get("PREDICT_API_KEY");
-    if api_key.as_ref().is_some_and(|k| k.trim().len() < 16) {
-        return Err(invalid(
-            "PREDICT_API_KEY",
-            "<hidden>".into(),
-            "must be at least 16 characters",
-        ));
-    }
+    let shadow = match settings.shadow_model.as_deref() {
+        Some("off") => None,
+        Some(raw) => Some(raw.parse::<ModelRef>().map_err(|e| {
+            ConfigError::invalid(
+                "CLASSIFIER_SHADOW_MODEL",
+                raw,
+                format!("{e}; or `off` to turn shadow scoring off"),
+            )
+        })?),
+        None => Some(ModelRef::Registry {
+            name: churn_models::classifier::MODEL_NAME.to_owned(),
+            selector: churn_registry::Selector::Alias(
+                churn_models::classifier::CHALLENGER.to_owned(),
+            ),
+        }),
+    };
     Ok(Config {
-        service: ServiceConfig::from_env(env, PORT_VAR, CLASSIFIER_PORT)?,
+        settings,
         model,
-        max_batch,
-        api_key,
-        poll: Duration::from_secs(poll),
+        shadow,
     })
 }
 
@@ -83,16 +70,24 @@ pub fn config_from_env(env: &Env) -> Result<Config, ConfigError> {
 pub struct AppState {
     pub infra: Infra,
     pub holder: Arc<ModelHolder>,
+    /// The shadow model (the challenger), scored on request beside the champion.
+    pub shadow: Option<Arc<ModelHolder>>,
     pub max_batch: usize,
-    pub api_key: Option<Arc<str>>,
-    pub admin_token: Option<Arc<str>>,
+    pub api_key: Option<Secret>,
+    pub admin_token: Option<Secret>,
+    pub ready: Arc<ReadyCache>,
 }
 
 /// Connects, loads the champion (if there is one yet), starts watching for changes, binds the listener.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
-    let infra = Infra::start(&config.service.common).await?;
+    let settings = &config.settings;
+    let infra = Infra::start(&settings.service.common).await?;
     let registry = Registry::new(infra.pool.clone(), infra.objects.clone());
-    let holder = Arc::new(ModelHolder::new(registry, config.model.clone()));
+    let holder = Arc::new(ModelHolder::new(
+        registry.clone(),
+        config.model.clone(),
+        Role::Champion,
+    ));
     match holder.refresh().await {
         Ok(Refresh::NoChampion) => tracing::warn!(
             "no champion model yet: /predict answers 503 until one is registered (churnctl train --register)"
@@ -102,14 +97,23 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             tracing::warn!(error = %e, "the model could not be loaded at start; retrying in the background")
         }
     }
-    holder.clone().watch(infra.pool.clone(), config.poll);
+    let database_url = settings.service.common.database.url.expose().to_owned();
+    holder.clone().watch(database_url.clone(), settings.poll);
+    let shadow = config.shadow.clone().map(|reference| {
+        let shadow = Arc::new(ModelHolder::new(registry, reference, Role::Shadow));
+        // Its first load happens in the watcher: a missing challenger is normal and must not delay start.
+        shadow.clone().watch(database_url, settings.poll);
+        shadow
+    });
     let state = AppState {
         infra,
         holder,
-        max_batch: config.max_batch,
-        api_key: config.api_key.map(Arc::from),
-        admin_token: config.service.common.admin_token.clone().map(Arc::from),
+        shadow,
+        max_batch: settings.max_batch,
+        api_key: settings.api_key.clone(),
+        admin_token: settings.service.common.admin_token.clone(),
+        ready: Arc::new(ReadyCache::default()),
     };
-    let limits = config.service.common.limits;
-    Application::bind(&config.service, PORT_VAR, api::router(state, limits)).await
+    let limits = settings.service.common.limits;
+    Application::bind(&settings.service, api::router(state, limits)).await
 }

@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use churn_automl::LoadedModel;
 use churn_models::classifier;
 use churn_registry::{ALIAS_CHANNEL, AliasEvent, ModelRef, Registry, Selector};
-use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
 /// A loaded model and where it came from.
@@ -24,6 +23,20 @@ pub struct Served {
     pub loaded_at: DateTime<Utc>,
 }
 
+/// Why a refresh failed; the served model stays.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the registry could not be read: {0}")]
+    Registry(#[source] churn_registry::Error),
+    #[error("version {version} could not be loaded: {source}")]
+    Load {
+        /// 0 for a model file.
+        version: i32,
+        #[source]
+        source: churn_models::Error,
+    },
+}
+
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refresh {
@@ -32,23 +45,47 @@ pub enum Refresh {
     NoChampion,
 }
 
+/// What a holder's model is for: it labels the holder's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Answers requests.
+    Champion,
+    /// Scored beside the champion on request, never acted on.
+    Shadow,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Champion => "champion",
+            Role::Shadow => "shadow",
+        }
+    }
+}
+
 /// Holds the served model; requests take a snapshot (`current()`), so a swap never disturbs them.
 #[derive(Debug)]
 pub struct ModelHolder {
     current: ArcSwapOption<Served>,
     registry: Registry,
     reference: ModelRef,
-    /// The last refresh's error, shown by `/ready` until a refresh succeeds.
-    last_error: Mutex<Option<String>>,
+    role: Role,
+    /// The last refresh's error, reported by `/ready` until a refresh succeeds.
+    last_error: Mutex<Option<Arc<RefreshError>>>,
+    /// Refreshes run one at a time, each resolving the reference afresh, so a slow refresh of an older
+    /// version can never be swapped in after a newer one.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl ModelHolder {
-    pub fn new(registry: Registry, reference: ModelRef) -> Self {
+    pub fn new(registry: Registry, reference: ModelRef, role: Role) -> Self {
         Self {
             current: ArcSwapOption::empty(),
             registry,
             reference,
+            role,
             last_error: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -56,11 +93,11 @@ impl ModelHolder {
         self.current.load_full()
     }
 
-    pub fn last_error(&self) -> Option<String> {
+    pub fn last_error(&self) -> Option<Arc<RefreshError>> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
-    fn set_error(&self, error: Option<String>) {
+    fn set_error(&self, error: Option<Arc<RefreshError>>) {
         if let Ok(mut slot) = self.last_error.lock() {
             *slot = error;
         }
@@ -68,25 +105,39 @@ impl ModelHolder {
 
     /// Checks which version the reference names now and loads it if it is not the one served. On any
     /// failure the served model stays, the error is kept for `/ready` and counted.
-    pub async fn refresh(&self) -> Result<Refresh, String> {
-        let result = self.try_refresh().await;
-        match &result {
-            Ok(Refresh::Loaded { version }) => {
-                metrics::counter!("model_reloads_total").increment(1);
-                tracing::info!(version, "now serving model version");
+    pub async fn refresh(&self) -> Result<Refresh, Arc<RefreshError>> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        match self.try_refresh().await {
+            Ok(outcome) => {
+                match outcome {
+                    Refresh::Loaded { version } => {
+                        metrics::counter!("model_reloads_total", "role" => self.role.as_str())
+                            .increment(1);
+                        tracing::info!(
+                            version,
+                            role = self.role.as_str(),
+                            "now serving model version"
+                        );
+                    }
+                    // The alias went away (e.g. the challenger was promoted): stop scoring with it.
+                    Refresh::NoChampion if self.role == Role::Shadow => self.clear(),
+                    _ => {}
+                }
                 self.set_error(None);
+                Ok(outcome)
             }
-            Ok(_) => self.set_error(None),
             Err(e) => {
-                metrics::counter!("model_reload_failures_total").increment(1);
+                metrics::counter!("model_reload_failures_total", "role" => self.role.as_str())
+                    .increment(1);
                 tracing::warn!(error = %e, "model refresh failed; keeping the served model");
+                let e = Arc::new(e);
                 self.set_error(Some(e.clone()));
+                Err(e)
             }
         }
-        result
     }
 
-    async fn try_refresh(&self) -> Result<Refresh, String> {
+    async fn try_refresh(&self) -> Result<Refresh, RefreshError> {
         let (name, selector) = match &self.reference {
             ModelRef::Path(path) => {
                 if self.current().is_some() {
@@ -94,7 +145,7 @@ impl ModelHolder {
                 }
                 let (model, _) = classifier::load(&self.registry, &self.reference)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|source| RefreshError::Load { version: 0, source })?;
                 self.swap(Served {
                     model,
                     name: path.display().to_string(),
@@ -114,7 +165,7 @@ impl ModelHolder {
             ) => {
                 return Ok(Refresh::NoChampion);
             }
-            Err(e) => return Err(format!("the registry could not be read: {e}")),
+            Err(e) => return Err(RefreshError::Registry(e)),
         };
         if self.current().is_some_and(|s| s.version == target.version) {
             return Ok(Refresh::Unchanged);
@@ -125,7 +176,10 @@ impl ModelHolder {
         };
         let (model, _) = classifier::load(&self.registry, &exact)
             .await
-            .map_err(|e| format!("version {} could not be loaded: {e}", target.version))?;
+            .map_err(|source| RefreshError::Load {
+                version: target.version,
+                source,
+            })?;
         self.swap(Served {
             model,
             name: name.clone(),
@@ -139,49 +193,81 @@ impl ModelHolder {
     }
 
     fn swap(&self, served: Served) {
-        if let Some(old) = self.current() {
-            metrics::gauge!("model_version_info", "model" => old.name.clone(), "version" => old.version.to_string())
-                .set(0.0);
-        }
-        metrics::gauge!("model_version_info", "model" => served.name.clone(), "version" => served.version.to_string())
-            .set(1.0);
+        self.clear_gauge();
+        metrics::gauge!("model_version_info", "model" => served.name.clone(),
+            "version" => served.version.to_string(), "role" => self.role.as_str())
+        .set(1.0);
         self.current.store(Some(Arc::new(served)));
+    }
+
+    fn clear_gauge(&self) {
+        if let Some(old) = self.current() {
+            metrics::gauge!("model_version_info", "model" => old.name.clone(),
+                "version" => old.version.to_string(), "role" => self.role.as_str())
+            .set(0.0);
+        }
+    }
+
+    /// Drops the held model (a shadow whose alias was removed).
+    fn clear(&self) {
+        if self.current().is_some() {
+            self.clear_gauge();
+            tracing::info!(
+                role = self.role.as_str(),
+                "the model's alias is gone; no longer held"
+            );
+            self.current.store(None);
+        }
+    }
+
+    /// What this holder is for.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// Keeps the model current until the process ends: reloads as soon as a NOTIFY announces a move of
     /// the watched alias, and polls every `poll` in case notifications are lost (dropped connection,
-    /// a database that does not deliver them).
-    pub fn watch(self: Arc<Self>, pool: PgPool, poll: Duration) -> tokio::task::JoinHandle<()> {
+    /// a database that does not deliver them). LISTEN uses a connection of its own, outside the pool
+    /// that serves requests, and after an outage it reconnects with a short back-off.
+    pub fn watch(
+        self: Arc<Self>,
+        database_url: String,
+        poll: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        const FIRST_RETRY: Duration = Duration::from_millis(250);
+        const LAST_RETRY: Duration = Duration::from_secs(5);
         tokio::spawn(async move {
             if matches!(self.reference, ModelRef::Path(_)) {
                 return;
             }
+            let mut retry = FIRST_RETRY;
             loop {
-                let mut listener = match PgListener::connect_with(&pool).await {
+                let mut listener = match PgListener::connect(&database_url).await {
                     Ok(mut l) => match l.listen(ALIAS_CHANNEL).await {
                         Ok(()) => Some(l),
                         Err(e) => {
-                            tracing::warn!(error = %e, "LISTEN failed; polling only");
+                            tracing::warn!(error = %e, "LISTEN failed; polling until it works");
                             None
                         }
                     },
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot open a LISTEN connection; polling only");
+                        tracing::warn!(error = %e, "cannot open a LISTEN connection; polling until it works");
                         None
                     }
                 };
                 // A refresh right after (re)connecting catches moves made while disconnected.
                 let _ = self.refresh().await;
+                let Some(listener) = listener.as_mut() else {
+                    // No LISTEN: poll, and try LISTEN again with a growing back-off.
+                    tokio::time::sleep(retry.min(poll)).await;
+                    retry = (retry * 2).min(LAST_RETRY);
+                    continue;
+                };
+                retry = FIRST_RETRY;
                 loop {
-                    let notified = match listener.as_mut() {
-                        Some(l) => tokio::select! {
-                            note = l.recv() => Some(note),
-                            () = tokio::time::sleep(poll) => None,
-                        },
-                        None => {
-                            tokio::time::sleep(poll).await;
-                            None
-                        }
+                    let notified = tokio::select! {
+                        note = listener.recv() => Some(note),
+                        () = tokio::time::sleep(poll) => None,
                     };
                     match notified {
                         Some(Ok(note)) => {
@@ -191,16 +277,13 @@ impl ModelHolder {
                                 let _ = self.refresh().await;
                             }
                         }
-                        // The LISTEN connection broke: reconnect.
+                        // The LISTEN connection broke: reconnect after a short pause.
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "the LISTEN connection failed; reconnecting");
+                            tokio::time::sleep(retry).await;
                             break;
                         }
                         None => {
-                            // Without LISTEN, the reconnect attempt above refreshes on its way.
-                            if listener.is_none() {
-                                break;
-                            }
                             let _ = self.refresh().await;
                         }
                     }

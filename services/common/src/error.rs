@@ -8,17 +8,9 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
 
-/// The JSON body of every error response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong, in one sentence.
-    pub error: String,
-    /// Specifics: the invalid fields, the limit exceeded, …
-    #[schema(value_type = Object)]
-    pub details: Value,
-}
+pub use churn_api::ErrorBody;
+use serde_json::{Value, json};
 
 /// An error a handler returns.
 #[derive(Debug)]
@@ -68,14 +60,24 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, error, json!({}))
     }
 
-    /// 500 with an opaque body; `cause` is logged, not sent.
+    /// 500 with an opaque body; `cause` is logged (with the request's id), not sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error; see the service log",
+            "internal error; the service log has the cause under this response's x-request-id",
             json!({}),
         )
+    }
+
+    /// 503 with an opaque body saying what the caller can do; `cause` is logged (with the request's
+    /// id), not sent.
+    pub fn unavailable_because(
+        what_to_do: impl Into<String>,
+        cause: impl std::fmt::Display,
+    ) -> Self {
+        tracing::warn!(%cause, "service unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, what_to_do, json!({}))
     }
 }
 

@@ -29,12 +29,27 @@ pub async fn health() -> Json<Health> {
     })
 }
 
-/// One dependency's state.
+/// A dependency's state, as published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Ok,
+    /// Answering, but something is off (e.g. the last model refresh failed).
+    Degraded,
+    Down,
+}
+
+/// One dependency's state. Public bodies never carry error text, keys, hashes or paths: the cause of a
+/// failed check goes to the log.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Check {
+    pub status: CheckStatus,
+    /// `status == ok`.
     pub ok: bool,
-    /// Whether the service can still do its job without this dependency (it is then "degraded").
+    /// Whether the service cannot do its job without this dependency (it is then "not_ready"; a failed
+    /// non-critical one only makes it "degraded").
     pub critical: bool,
+    /// A fact safe to publish, e.g. the served model's version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -42,38 +57,55 @@ pub struct Check {
 impl Check {
     pub fn pass(detail: Option<String>) -> Self {
         Self {
+            status: CheckStatus::Ok,
             ok: true,
             critical: true,
             detail,
         }
     }
 
-    pub fn fail(critical: bool, detail: impl Into<String>) -> Self {
+    /// A dependency that does not answer; `cause` is logged, not published.
+    pub fn down(name: &str, critical: bool, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(check = name, %cause, "readiness check failed");
         Self {
+            status: CheckStatus::Down,
             ok: false,
             critical,
-            detail: Some(detail.into()),
+            detail: None,
+        }
+    }
+
+    /// A dependency that answers but not as it should; `cause` is logged, not published.
+    pub fn degraded(name: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(check = name, %cause, "readiness check degraded");
+        Self {
+            status: CheckStatus::Degraded,
+            ok: false,
+            critical: false,
+            detail: None,
         }
     }
 
     fn from_result<E: std::fmt::Display>(
+        name: &str,
         result: Result<Result<(), E>, tokio::time::error::Elapsed>,
         critical: bool,
     ) -> Self {
         match result {
             Ok(Ok(())) => Self {
+                status: CheckStatus::Ok,
                 ok: true,
                 critical,
                 detail: None,
             },
-            Ok(Err(e)) => Self::fail(critical, e.to_string()),
-            Err(_) => Self::fail(critical, "timed out"),
+            Ok(Err(e)) => Self::down(name, critical, e),
+            Err(_) => Self::down(name, critical, "timed out"),
         }
     }
 }
 
 /// Body of `/ready`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// "ready", "degraded" (a non-critical dependency is down; still serving) or "not_ready".
     pub status: &'static str,
@@ -122,11 +154,36 @@ pub async fn infra_checks(infra: &Infra, critical: Critical) -> BTreeMap<String,
     BTreeMap::from([
         (
             "database".to_owned(),
-            Check::from_result(db, critical.database),
+            Check::from_result("database", db, critical.database),
         ),
         (
             "object_store".to_owned(),
-            Check::from_result(objects, critical.object_store),
+            Check::from_result("object_store", objects, critical.object_store),
         ),
     ])
+}
+
+/// How long a computed readiness answer is reused: probes from several orchestrators (or an attacker
+/// hammering `/ready`) cost at most one round of dependency checks per second.
+pub const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// The last readiness answer, reused for [`READY_CACHE`]; concurrent probes wait for one computation.
+#[derive(Debug, Default)]
+pub struct ReadyCache {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Readiness)>>,
+}
+
+impl ReadyCache {
+    /// The cached answer when it is fresh, otherwise `compute`'s (which is then cached).
+    pub async fn get(&self, compute: impl std::future::Future<Output = Readiness>) -> Readiness {
+        let mut last = self.last.lock().await;
+        if let Some((at, readiness)) = last.as_ref()
+            && at.elapsed() < READY_CACHE
+        {
+            return readiness.clone();
+        }
+        let readiness = compute.await;
+        *last = Some((std::time::Instant::now(), readiness.clone()));
+        readiness
+    }
 }

@@ -1,14 +1,18 @@
-//! What the three HTTP services share: typed env config, logging, the `{error, details}` API error,
+//! What the three HTTP services share (their typed env config is `churn-config`): logging, the `{error, details}` API error,
 //! `/health`, `/ready` probes, Prometheus metrics, the middleware stack and graceful shutdown.
 
-pub mod config;
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod transport;
 
-pub use config::{CommonConfig, ConfigError, Env, ServiceConfig};
+pub use churn_config::{CommonConfig, ConfigError, Env, Limits, ServiceConfig};
 pub use error::{ApiError, ApiJson, ErrorBody, JsonBody};
 pub use health::{Check, Readiness};
-pub use server::{Application, Infra, Limits, finish_router, serve, serve_until};
+pub use server::{Application, Infra, finish_router, finish_router_with, serve, serve_until};

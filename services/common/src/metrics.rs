@@ -61,6 +61,10 @@ pub async fn metrics_handler() -> Response {
         metrics::gauge!("process_resident_memory_bytes").set(resident);
         metrics::gauge!("process_resident_memory_peak_bytes").set(peak);
     }
+    if let Some(seconds) = process_cpu_seconds() {
+        // The kernel's running total: a counter set to the absolute value, so rate() reads CPU use.
+        metrics::counter!("process_cpu_seconds_total").absolute(seconds);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -80,6 +84,19 @@ fn process_memory() -> Option<(f64, f64)> {
         Some(kib * 1024.0)
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// User plus system CPU time of this process in whole seconds (Linux: /proc/self/stat, in clock ticks of
+/// USER_HZ, which the kernel fixes at 100 for user space).
+fn process_cpu_seconds() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state is field 3, utime field 14 and stime field 15 (proc(5)).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100)
 }
 
 /// Middleware (as a route layer) counting requests and timing them per route, method and status.

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use churn_config::LogFormat;
 
 /// Installs the global subscriber once; later calls (e.g. from tests) do nothing.
 pub fn init(format: LogFormat) {

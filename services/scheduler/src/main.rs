@@ -1,11 +1,12 @@
 //! Starts the scheduler service: reads its config from the environment and serves until SIGTERM.
 
-use churn_service::{Env, telemetry};
+use churn_config::Env;
+use churn_service::telemetry;
 
 fn main() -> anyhow::Result<()> {
     let config = scheduler::config_from_env(&Env::Process)?;
-    telemetry::init(config.common.log_format);
-    churn_service::server::run(config.common.worker_threads, async move {
+    telemetry::init(config.service.common.log_format);
+    churn_service::server::run(config.service.common.worker_threads, async move {
         scheduler::build(config).await?.run_until_stopped().await
     })
 }

@@ -6,9 +6,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use churn_api::{SynthesizeAnswer, SynthesizeParams};
 use churn_core::Customer;
 use churn_service::health::{Check, Critical, Readiness, infra_checks};
-use churn_service::{ApiError, Limits, finish_router};
+use churn_service::{ApiError, Limits, finish_router_with};
 use churn_synth::sampler::CHUNK_ROWS;
 use serde_json::json;
 use utoipa::OpenApi;
@@ -28,7 +29,7 @@ const BUFFERED_ROWS: u64 = 2 * CHUNK_ROWS;
         description = "Synthetic Telco customers from a Gaussian copula fitted on the IBM churn data. \
             Every record passes the domain validation: business rules hold and every location is real."
     ),
-    components(schemas(Customer))
+    components(schemas(Customer, churn_api::SynthesizeFormat))
 )]
 struct ApiDoc;
 
@@ -41,19 +42,27 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The service's whole router, for tests that drive it without a listener.
 pub fn router(state: AppState, limits: Limits) -> (axum::Router, utoipa::openapi::OpenApi) {
-    finish_router(routes(), state, limits)
-}
-
-/// Query parameters of `GET /synthesize`.
-#[derive(Debug, utoipa::IntoParams)]
-#[allow(dead_code)] // documents the parameters; they are parsed by `parse_query` for precise errors
-struct SynthesizeParams {
-    /// Number of records. Absent: one record as a JSON object. Present: a JSON array (or NDJSON).
-    n: Option<u64>,
-    /// Seed; the same seed gives the same records. Absent: a random seed, echoed in `x-seed`.
-    seed: Option<u64>,
-    /// `json` (default) or `ndjson`; `Accept: application/x-ndjson` also selects NDJSON.
-    format: Option<String>,
+    let max_rows = state.max_rows;
+    finish_router_with(routes(), state, limits, move |doc| {
+        // The cap on `n` is configuration (SYNTHESIZE_MAX_ROWS): the served document states it.
+        if let Some(parameters) = doc
+            .pointer_mut("/paths/~1synthesize/get/parameters")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for p in parameters.iter_mut() {
+                match p["name"].as_str() {
+                    Some("n") => p["schema"]["maximum"] = json!(max_rows),
+                    // Any unsigned 64-bit number is a seed (not only the int64 range).
+                    Some("seed") => {
+                        p["schema"] = json!({
+                            "type": "integer", "minimum": 0, "maximum": u64::MAX
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    })
 }
 
 struct Query {
@@ -124,10 +133,17 @@ fn rand_seed() -> u64 {
 /// `GET /synthesize`: synthetic customers.
 #[utoipa::path(get, path = "/synthesize", tag = "synthesis", params(SynthesizeParams),
     responses(
-        (status = 200, description = "One customer (no `n`), a JSON array, or NDJSON lines", body = Customer,
+        (status = 200, description = "One customer (no `n`), a JSON array of `n` customers, or NDJSON lines \
+            (`format=ndjson` or `Accept: application/x-ndjson`)",
+         content(
+            (SynthesizeAnswer = "application/json"),
+            (String = "application/x-ndjson"),
+         ),
          headers(("x-model-version" = i32, description = "Synthesizer version"),
                  ("x-seed" = u64, description = "The seed used"))),
         (status = 400, description = "Invalid parameter, or n above the cap", body = churn_service::ErrorBody),
+        (status = 503, description = "A large `n` while every stream slot is taken (SYNTHESIZE_MAX_STREAMS), \
+            or the service at its concurrency limit; retry after Retry-After", body = churn_service::ErrorBody),
     ))]
 async fn synthesize(
     State(state): State<AppState>,
@@ -169,7 +185,27 @@ async fn synthesize(
             .map_err(ApiError::internal)?;
             Body::from(bytes)
         }
-        Some(n) => stream(state.clone(), n, query.seed, query.ndjson),
+        Some(n) => {
+            // Streams hold a blocking thread for their whole length: they get slots of their own, and
+            // are shed rather than queued when the slots are taken.
+            let Ok(slot) = state.streams.clone().try_acquire_owned() else {
+                metrics::counter!("synthesize_streams_shed_total").increment(1);
+                let mut response = ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "every stream slot is taken (SYNTHESIZE_MAX_STREAMS); retry in a few seconds, \
+                         or ask for at most {BUFFERED_ROWS} rows per request"
+                    ),
+                    json!({ "retry_after_secs": 5 }),
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return Ok(response);
+            };
+            stream(state.clone(), n, query.seed, query.ndjson, slot)
+        }
     };
     let mut response = (
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
@@ -211,13 +247,32 @@ fn encode(
 }
 
 /// Streams `n` rows chunk by chunk: a blocking producer fills a small bounded channel, so memory stays
-/// flat whatever `n` is, and a client that disconnects stops the producer.
-fn stream(state: AppState, n: u64, seed: u64, ndjson: bool) -> Body {
+/// flat whatever `n` is. The producer stops when the client disconnects, when a chunk waits longer than
+/// the send timeout for the client to read it, or at the stream's total deadline (the body then ends
+/// early, and the client sees a truncated answer); it holds `slot` until it stops.
+fn stream(
+    state: AppState,
+    n: u64,
+    seed: u64,
+    ndjson: bool,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let deadline = std::time::Instant::now() + state.stream_timeout;
+    let send_timeout = state.send_timeout;
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let chunks = n.div_ceil(CHUNK_ROWS);
         let mut rows = Vec::with_capacity(CHUNK_ROWS as usize);
         for chunk in 0..chunks {
+            let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+            if remaining.is_zero() {
+                metrics::counter!("synthesize_streams_cut_total", "reason" => "deadline")
+                    .increment(1);
+                tracing::warn!(n, chunk, "stream cut at SYNTHESIZE_STREAM_TIMEOUT_SECS");
+                break;
+            }
             rows.clear();
             let count = (n - chunk * CHUNK_ROWS).min(CHUNK_ROWS) as usize;
             state
@@ -231,8 +286,23 @@ fn stream(state: AppState, n: u64, seed: u64, ndjson: bool) -> Body {
                 chunk == 0,
                 chunk + 1 == chunks,
             );
-            if tx.blocking_send(Bytes::from(bytes)).is_err() {
-                break;
+            let wait = send_timeout.min(remaining);
+            match runtime.block_on(tokio::time::timeout(wait, tx.send(Bytes::from(bytes)))) {
+                Ok(Ok(())) => {}
+                // The client went away.
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    // The wait ended at the stream's deadline or at the send timeout, whichever came first.
+                    let reason = if std::time::Instant::now() >= deadline {
+                        "deadline"
+                    } else {
+                        "send_timeout"
+                    };
+                    metrics::counter!("synthesize_streams_cut_total", "reason" => reason)
+                        .increment(1);
+                    tracing::warn!(n, chunk, reason, "stream cut before its end");
+                    break;
+                }
             }
         }
     });
@@ -242,23 +312,28 @@ fn stream(state: AppState, n: u64, seed: u64, ndjson: bool) -> Body {
     Body::from_stream(chunks)
 }
 
-/// `GET /ready`: the model is loaded and the database answers (the object store is only needed to load
-/// a new model, so its outage degrades rather than fails readiness).
+/// `GET /ready`: the model is loaded; a database or object-store outage only degrades readiness, since
+/// both are needed only to load a new model.
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
     (status = 200, description = "Ready (or degraded but serving)", body = Readiness),
     (status = 503, description = "Not ready", body = Readiness)))]
 async fn ready(State(state): State<AppState>) -> Readiness {
-    let mut checks = infra_checks(
-        &state.infra,
-        Critical {
-            database: true,
-            object_store: false,
-        },
-    )
-    .await;
-    checks.insert(
-        "model".to_owned(),
-        Check::pass(Some(format!("synthesizer version {}", state.model.version))),
-    );
-    Readiness::from_checks(checks)
+    let compute = async {
+        // The model is loaded (the service does not start without one) and sampling needs neither the
+        // database nor the object store: both only matter for loading a new version.
+        let mut checks = infra_checks(
+            &state.infra,
+            Critical {
+                database: false,
+                object_store: false,
+            },
+        )
+        .await;
+        checks.insert(
+            "model".to_owned(),
+            Check::pass(Some(format!("version {}", state.model.version))),
+        );
+        Readiness::from_checks(checks)
+    };
+    state.ready.get(compute).await
 }

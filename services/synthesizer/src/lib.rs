@@ -4,47 +4,23 @@
 
 mod api;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use churn_config::{ConfigError, Env, SynthesizerConfig};
 use churn_models::synthesizer;
 use churn_registry::Registry;
-use churn_service::config::SYNTHESIZER_PORT;
-use churn_service::{Application, ConfigError, Env, Infra, ServiceConfig};
+use churn_service::health::ReadyCache;
+use churn_service::{Application, Infra};
 use churn_synth::Sampler;
 
 pub use api::router;
 
 /// The variable naming this service's port.
-pub const PORT_VAR: &str = "SYNTHESIZER_PORT";
-
-/// The service's configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub service: ServiceConfig,
-    /// Largest `n` one request may ask for (SYNTHESIZE_MAX_ROWS, default 1,000,000).
-    pub max_rows: u64,
-    /// The seed data used when the registry has no synthesizer yet (CHURN_SEED_DATA).
-    pub seed_data: PathBuf,
-}
+pub const PORT_VAR: &str = SynthesizerConfig::PORT_VAR;
 
 /// Reads the service's configuration; an invalid variable is an error naming it.
-pub fn config_from_env(env: &Env) -> Result<Config, ConfigError> {
-    let max_rows = env.parse_or("SYNTHESIZE_MAX_ROWS", 1_000_000u64)?;
-    if max_rows == 0 {
-        return Err(ConfigError::Invalid {
-            name: "SYNTHESIZE_MAX_ROWS".into(),
-            value: "0".into(),
-            reason: "must be at least 1".into(),
-        });
-    }
-    Ok(Config {
-        service: ServiceConfig::from_env(env, PORT_VAR, SYNTHESIZER_PORT)?,
-        max_rows,
-        seed_data: env
-            .get(churn_core::SEED_DATA_ENV)
-            .map_or_else(churn_store::seed::seed_path, PathBuf::from),
-    })
+pub fn config_from_env(env: &Env) -> Result<SynthesizerConfig, ConfigError> {
+    SynthesizerConfig::from_env(env)
 }
 
 /// The loaded model and where it came from.
@@ -60,10 +36,16 @@ pub struct AppState {
     pub infra: Infra,
     pub model: Arc<Loaded>,
     pub max_rows: u64,
+    /// Slots for streamed (large-`n`) answers (SYNTHESIZE_MAX_STREAMS).
+    pub streams: Arc<tokio::sync::Semaphore>,
+    /// A streamed answer's total deadline and per-chunk send timeout.
+    pub stream_timeout: std::time::Duration,
+    pub send_timeout: std::time::Duration,
+    pub ready: Arc<ReadyCache>,
 }
 
 /// Connects, loads (or bootstraps) the synthesizer and binds the listener.
-pub async fn build(config: Config) -> anyhow::Result<Application> {
+pub async fn build(config: SynthesizerConfig) -> anyhow::Result<Application> {
     let infra = Infra::start(&config.service.common).await?;
     let registry = Registry::new(infra.pool.clone(), infra.objects.clone());
     let code_version = format!("synthesizer {}", env!("CARGO_PKG_VERSION"));
@@ -77,7 +59,11 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             version: version.version,
         }),
         max_rows: config.max_rows,
+        streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
+        stream_timeout: config.stream_timeout,
+        send_timeout: config.send_timeout,
+        ready: Arc::new(ReadyCache::default()),
     };
     let limits = config.service.common.limits;
-    Application::bind(&config.service, PORT_VAR, api::router(state, limits)).await
+    Application::bind(&config.service, api::router(state, limits)).await
 }

@@ -1,6 +1,7 @@
 //! Starts the synthesizer service: reads its config from the environment and serves until SIGTERM.
 
-use churn_service::{Env, telemetry};
+use churn_config::Env;
+use churn_service::telemetry;
 
 fn main() -> anyhow::Result<()> {
     let config = synthesizer::config_from_env(&Env::Process)?;

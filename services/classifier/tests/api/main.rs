@@ -1,9 +1,11 @@
 //! The classifier service over HTTP, started on port 0 against a real PostgreSQL and S3 server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod edges;
 mod health;
 mod malformed;
 mod predict;
+mod shadow;
 mod swap;
 
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use churn_automl::{ChurnModel, LoadedModel, TrainOptions};
 use churn_core::Customer;
 use churn_models::classifier;
 use churn_registry::{ModelVersion, Registry};
-use churn_testkit::TestService;
+use churn_service::testing::TestService;
 use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -41,13 +43,13 @@ pub fn model() -> ChurnModel {
     {
         return model;
     }
-    let data = seed();
-    let labels: Vec<bool> = data
-        .iter()
-        .map(|c| c.churn_label.unwrap().is_yes())
-        .collect();
-    let (train_idx, _) = churn_automl::split::stratified_split(&labels, 0.5, 3);
-    let train: Vec<Customer> = train_idx.iter().map(|i| data[*i].clone()).collect();
+    let params = churn_automl::split::SplitParams {
+        test_fraction: 0.5,
+        seed: 3,
+    }
+    .check()
+    .unwrap();
+    let (train, _) = churn_automl::split::split_customers(seed(), &params).unwrap();
     let options = TrainOptions {
         time_budget: Duration::from_secs(2),
         ..TrainOptions::default()
@@ -73,6 +75,7 @@ pub async fn register_champion(app: &TestService, model: &ChurnModel) -> ModelVe
         holdout_rows: 0,
         split_seed: 3,
         code_version: "test".into(),
+        profile: None,
     };
     let version = classifier::register(&registry, model, None, &info)
         .await
@@ -90,9 +93,26 @@ pub async fn register_champion(app: &TestService, model: &ChurnModel) -> ModelVe
 
 /// Waits (up to `limit`) until `/model` reports `version`.
 pub async fn wait_for_version(app: &TestService, version: i32, limit: Duration) {
+    wait_for_version_with(app, version, limit, None).await;
+}
+
+/// [`wait_for_version`] for a service that needs an API key.
+pub async fn wait_for_version_with(
+    app: &TestService,
+    version: i32,
+    limit: Duration,
+    key: Option<&str>,
+) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let body: Value = app.get("/model").await.json().await.unwrap_or_default();
+        let mut request = app.client.get(app.url("/model"));
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let body: Value = match request.send().await {
+            Ok(response) => response.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
         if body["model_version"] == version {
             return;
         }
@@ -108,7 +128,11 @@ pub async fn wait_for_version(app: &TestService, version: i32, limit: Duration) 
 pub async fn spawn_with_champion(extra: &[(&str, &str)]) -> TestService {
     let app = spawn_app(extra).await;
     let version = register_champion(&app, &model()).await;
-    wait_for_version(&app, version.version, Duration::from_secs(5)).await;
+    let key = extra
+        .iter()
+        .find(|(k, _)| *k == "PREDICT_API_KEY")
+        .map(|(_, v)| *v);
+    wait_for_version_with(&app, version.version, Duration::from_secs(5), key).await;
     app
 }
 

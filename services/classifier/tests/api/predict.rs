@@ -181,7 +181,7 @@ async fn admin_reload_needs_the_admin_token() {
         .send()
         .await
         .unwrap();
-    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.status(), 403);
     let right = app
         .client
         .post(&url)
@@ -216,7 +216,7 @@ async fn metrics_count_predictions_by_label_and_expose_the_model_version() {
     for needle in [
         "predictions_total{label=",
         "churn_probability_bucket",
-        "model_version_info{model=\"churn-classifier\",version=\"1\"} 1",
+        "model_version_info{model=\"churn-classifier\",version=\"1\",role=\"champion\"} 1",
         "model_reloads_total",
         "http_request_duration_seconds_bucket{method=\"POST\",route=\"/predict\",status=\"200\"",
     ] {

@@ -1,10 +1,18 @@
 //! The scheduler service over HTTP, started on port 0 against a real PostgreSQL and S3 server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod console;
+mod dbt;
+mod generate;
 mod health;
+mod ingest;
+mod mlflow;
+mod monitoring;
+mod observability;
 mod process;
+mod stack;
 
-use churn_testkit::TestService;
+use churn_service::testing::TestService;
 
 /// Starts the service with `extra` environment variables.
 pub async fn spawn_app(extra: &[(&str, &str)]) -> TestService {

@@ -83,3 +83,59 @@ async fn the_binary_starts_with_sample_env_and_stops_cleanly_on_sigterm() {
     };
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_continuous_run_exits_cleanly_with_whole_batches_and_the_run_closed() {
+    let stack = crate::stack::Stack::start().await;
+    let churn_config::Env::Map(env) = stack.scheduler_env(&[
+        ("GENERATE_SCHEDULE", "continuous"),
+        ("GENERATE_RATE", "0"),
+        ("GENERATE_BATCH_SIZE", "500"),
+        ("GENERATE_RUN_SECS", "60"),
+        ("SHUTDOWN_GRACE_SECS", "5"),
+    ]) else {
+        unreachable!("a test environment is a map")
+    };
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scheduler"))
+        .env_clear()
+        .envs(env)
+        .env("SCHEDULER_PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::stack::wait_until(Duration::from_secs(60), || async {
+        stack.count("select count(*) from churn.customers").await >= 3000
+    })
+    .await;
+    let started = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still running after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    let (status, details): (String, serde_json::Value) =
+        sqlx::query_as("select status, details from ops.job_runs order by started_at desc limit 1")
+            .fetch_one(&stack.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "succeeded");
+    assert_eq!(details["interrupted"], "the scheduler is shutting down");
+    let customers = stack.check_books().await;
+    assert_eq!(customers % 500, 0, "no half batch");
+}

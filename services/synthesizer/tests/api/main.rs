@@ -1,10 +1,11 @@
 //! The synthesizer service over HTTP, started on port 0 against a real PostgreSQL and S3 server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod edges;
 mod health;
 mod synthesize;
 
-use churn_testkit::TestService;
+use churn_service::testing::TestService;
 
 /// Starts the service with `extra` environment variables.
 pub async fn spawn_app(extra: &[(&str, &str)]) -> TestService {

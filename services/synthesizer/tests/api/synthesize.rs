@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::spawn_app;
 
-async fn json(app: &churn_testkit::TestService, path: &str) -> (u16, Value) {
+async fn json(app: &churn_service::testing::TestService, path: &str) -> (u16, Value) {
     let response = app.get(path).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
@@ -110,7 +110,7 @@ async fn bad_parameters_are_refused_with_the_rule() {
 async fn a_second_replica_loads_the_registered_version_instead_of_fitting_again() {
     let app = spawn_app(&[]).await;
     // A second service on the same database and bucket.
-    let env = churn_testkit::service_env(
+    let env = churn_service::testing::service_env(
         &app.db,
         &app.s3,
         synthesizer::PORT_VAR,

@@ -1,0 +1,467 @@
+//! The console's pages as HTML: one layout (navigation, the admin-token box), one function per page.
+//! Everything is escaped by maud; actions are buttons the page script turns into API calls with the token.
+
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, html};
+use uuid::Uuid;
+
+use crate::data::{
+    Decision, DriftHistory, FileLine, JobLine, Overview, RejectionCount, RunCard, RunLine,
+    VersionCard, run_seconds,
+};
+use crate::svg;
+
+/// The pages, in navigation order: (path, title).
+pub const PAGES: [(&str, &str); 6] = [
+    ("/", "Overview"),
+    ("/ui/models", "Models"),
+    ("/ui/runs", "Runs"),
+    ("/ui/jobs", "Jobs"),
+    ("/ui/drift", "Drift"),
+    ("/ui/data", "Data"),
+];
+
+/// Where the page script and style are served.
+pub const SCRIPT_PATH: &str = "/ui/assets/console.js";
+pub const STYLE_PATH: &str = "/ui/assets/console.css";
+
+fn layout(active: &str, now: DateTime<Utc>, body: Markup) -> Markup {
+    let title = PAGES
+        .iter()
+        .find(|p| p.0 == active)
+        .map_or("Console", |p| p.1);
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · churn scheduler" }
+                // No favicon request (and so no 404 in the browser console).
+                link rel="icon" href="data:,";
+                link rel="stylesheet" href=(STYLE_PATH);
+                script src=(SCRIPT_PATH) defer {}
+            }
+            body {
+                header {
+                    span.brand { "churn" b { "ops" } }
+                    nav {
+                        @for (path, name) in PAGES {
+                            a href=(path) class=(if path == active { "active" } else { "" }) { (name) }
+                        }
+                        a href="/docs/" { "API" }
+                        a href="/dbt/docs/index.html" { "dbt docs" }
+                    }
+                    form #token-form autocomplete="off" {
+                        input #token type="password" placeholder="admin token" aria-label="admin token";
+                        button type="submit" { "Use token" }
+                        button #forget type="button" class="admin-only" { "Forget" }
+                    }
+                }
+                div #flash role="status" {}
+                main { (body) }
+                footer { "Rendered " (now.format("%Y-%m-%d %H:%M:%S UTC")) ". Read-only without the admin token." }
+            }
+        }
+    }
+}
+
+fn num(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+fn when(at: DateTime<Utc>) -> Markup {
+    html! { time datetime=(at.to_rfc3339()) title=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S")) } }
+}
+
+fn ago(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    let secs = (now - at).num_seconds().max(0);
+    match secs {
+        0..=119 => format!("{secs} s ago"),
+        120..=7199 => format!("{} min ago", secs / 60),
+        7200..=172_799 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+fn status(text: &str) -> Markup {
+    html! { span class=(format!("status {text}")) { (text) } }
+}
+
+fn short(id: Uuid) -> String {
+    id.simple().to_string()[..8].to_owned()
+}
+
+fn run_rows(runs: &[RunLine], with_job: bool) -> Markup {
+    html! {
+        table {
+            thead { tr {
+                @if with_job { th { "job" } }
+                th { "status" } th { "trigger" } th { "attempt" } th { "started" } th.num { "seconds" }
+                th.num { "rows" } th { "error" }
+            } }
+            tbody {
+                @for run in runs {
+                    tr {
+                        @if with_job { td { a href=(format!("/ui/jobs?job={}", run.job_name)) { (run.job_name) } } }
+                        td { (status(&run.status)) }
+                        td { (run.trigger) }
+                        td.num { (run.attempt) }
+                        td { (when(run.started_at)) }
+                        td.num { (num(run_seconds(run), 1)) }
+                        td.num { (run.rows_affected.map_or("–".to_owned(), |r| r.to_string())) }
+                        td.error { (run.error.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/`: the champion, throughput, freshness, the drift flag and the latest run of every job.
+pub fn overview(o: &Overview, now: DateTime<Utc>) -> Markup {
+    let body = html! {
+        h1 { "Overview" }
+        section.cards {
+            div.card #champion {
+                h2 { "Champion" }
+                @match &o.champion {
+                    Some(c) => {
+                        p.big { "version " (c.version) }
+                        dl {
+                            dt { "family" } dd { (c.family.as_deref().unwrap_or("–")) }
+                            dt { "trained" } dd { (when(c.created_at)) }
+                            dt { "champion since" } dd { (when(c.champion_since)) }
+                            dt { "test ROC AUC" } dd { (num(c.test_roc_auc, 3)) }
+                            dt { "live ROC AUC" } dd {
+                                @match &c.live {
+                                    Some(l) => { (num(l.roc_auc, 3)) " (" (l.window_name.as_deref().unwrap_or("window")) ", n = " (l.n_samples) ")" }
+                                    None => { "not measured yet" }
+                                }
+                            }
+                        }
+                    }
+                    None => { p.big { "none yet" } p { "The scheduler trains one at start when the registry has no champion." } }
+                }
+            }
+            div.card #freshness {
+                h2 { "Freshness" }
+                @match o.newest_customer {
+                    Some(at) => { p.big { (ago(now, at)) } p { "newest customer " (when(at)) } }
+                    None => { p.big { "no customers yet" } }
+                }
+            }
+            div.card #drift-flag {
+                h2 { "Dataset drift" }
+                @match &o.drift {
+                    Some(d) => {
+                        p.big { @if d.dataset_drift { span.status.failed { "drifted" } } @else { span.status.succeeded { "no drift" } } }
+                        p { (d.n_drifted) " of " (d.n_columns) " columns (" (format!("{:.0}", d.share_drifted * 100.0)) " %), " (d.n_current) " rows, " (when(d.computed_at)) }
+                    }
+                    None => { p.big { "not measured yet" } }
+                }
+            }
+        }
+        section #throughput {
+            h2 { "Customers written per minute" }
+            @if o.per_minute.is_empty() {
+                p.empty { "No generate run finished in the last hour." }
+            } @else {
+                (svg::bars(&o.per_minute, now, "customers written per minute, last hour"))
+            }
+        }
+        section #latest-runs {
+            h2 { "Latest run of every job" }
+            (run_rows(&o.latest_runs, true))
+        }
+    };
+    layout("/", now, body)
+}
+
+/// `/ui/models`: every version with aliases, metrics, lineage and importance; the decisions.
+pub fn models(
+    model_name: &str,
+    versions: &[VersionCard],
+    decisions: &[Decision],
+    now: DateTime<Utc>,
+) -> Markup {
+    let body = html! {
+        h1 { "Models: " (model_name) }
+        table #versions {
+            thead { tr {
+                th { "version" } th { "aliases" } th { "family" } th { "registered" } th.num { "CV ROC AUC" }
+                th.num { "test ROC AUC" } th.num { "live ROC AUC" } th { "lineage" } th.admin-only { "" }
+            } }
+            tbody {
+                @for v in versions {
+                    tr {
+                        td.num { (v.version) }
+                        td { @for a in &v.aliases { span class=(format!("alias {a}")) { (a) } " " } }
+                        td { (v.family.as_deref().unwrap_or("–")) }
+                        td { (when(v.created_at)) }
+                        td.num { (num(v.metric("cv_roc_auc"), 3)) }
+                        td.num { (num(v.metric("test_roc_auc"), 3)) }
+                        td.num { @match &v.live { Some(l) => { (num(l.roc_auc, 3)) " (" (l.window_name.as_deref().unwrap_or("")) ")" } None => { "–" } } }
+                        td.lineage {
+                            "data " code { (v.lineage.get("training_data_sha256").and_then(|s| s.as_str()).map_or("–", |s| &s[..s.len().min(12)])) }
+                            ", " (v.lineage.get("training_rows").and_then(serde_json::Value::as_i64).map_or("–".to_owned(), |r| r.to_string())) " rows"
+                            ", code " code { (v.lineage.get("code_version").and_then(|s| s.as_str()).unwrap_or("–")) }
+                            @if let Some(p) = v.parent_version { ", parent v" (p) }
+                        }
+                        td.admin-only {
+                            @if !v.aliases.iter().any(|a| a == "champion") {
+                                button.action type="button" data-method="POST"
+                                    data-url="/api/2.0/mlflow/registered-models/alias"
+                                    data-body=(serde_json::json!({"name": model_name, "alias": "champion", "version": v.version.to_string()}).to_string())
+                                    data-confirm=(format!("Make version {} the champion?", v.version)) { "Promote" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Feature importance" }
+        p { "Drop in ROC AUC when the field's values are shuffled, measured at training." }
+        @for (i, v) in versions.iter().enumerate() {
+            @let importance = v.importance();
+            details open[i == 0] {
+                summary { "version " (v.version) " — " (v.description) }
+                @if importance.is_empty() { p.empty { "No importance was stored for this version." } }
+                @else { (svg::hbars(&importance[..importance.len().min(15)], &format!("feature importance of version {}", v.version))) }
+                p { "artifact SHA-256 " code { (v.artifact_sha256) }
+                    @if let Some(run) = v.run_id { " · run " a href=(format!("/ui/runs?run={run}")) { (short(run)) } } }
+            }
+        }
+        h2 { "Promotion decisions" }
+        @if decisions.is_empty() { p.empty { "No champion/challenger decision yet." } }
+        table #decisions {
+            thead { tr { th { "decided" } th.num { "candidate" } th.num { "champion" } th { "metric" } th.num { "candidate score" }
+                th.num { "champion score" } th.num { "margin" } th { "promoted" } th { "reason" } th { "evidence" } } }
+            tbody {
+                @for d in decisions {
+                    tr {
+                        td { (when(d.decided_at)) }
+                        td.num { (d.candidate_version) }
+                        td.num { (d.champion_version.map_or("–".to_owned(), |v| v.to_string())) }
+                        td { (d.metric) }
+                        td.num { (num(d.candidate_score, 4)) }
+                        td.num { (num(d.champion_score, 4)) }
+                        td.num { (num(Some(d.margin), 4)) }
+                        td { @if d.promoted { span.status.succeeded { "yes" } } @else { span.status.skipped { "no" } } }
+                        td { (d.reason) }
+                        td { details { summary { "evidence" } pre { (serde_json::to_string_pretty(&d.evidence).unwrap_or_default()) } } }
+                    }
+                }
+            }
+        }
+    };
+    layout("/ui/models", now, body)
+}
+
+/// `/ui/runs`: experiment runs with parameters and metrics, and one run's AutoML leaderboard.
+pub fn runs(
+    cards: &[RunCard],
+    selected: Option<Uuid>,
+    board: &[(i64, f64)],
+    now: DateTime<Utc>,
+) -> Markup {
+    let chosen = cards.iter().find(|c| Some(c.run_id) == selected);
+    let body = html! {
+        h1 { "Runs" }
+        table #runs {
+            thead { tr { th { "run" } th { "experiment" } th { "status" } th { "started" } th.num { "seconds" }
+                th.num { "training rows" } th { "family" } th.num { "CV ROC AUC" } th.num { "test ROC AUC" } } }
+            tbody {
+                @for c in cards {
+                    @let metric = |k: &str| c.metrics.iter().find(|m| m.0 == k).map(|m| m.1);
+                    tr class=(if Some(c.run_id) == selected { "selected" } else { "" }) {
+                        td { a href=(format!("/ui/runs?run={}", c.run_id)) { code { (short(c.run_id)) } } }
+                        td { (c.experiment) }
+                        td { (status(&c.status)) }
+                        td { (when(c.started_at)) }
+                        td.num { (num(c.ended_at.map(|e| (e - c.started_at).num_milliseconds() as f64 / 1000.0), 1)) }
+                        td.num { (c.training_rows.map_or("–".to_owned(), |r| r.to_string())) }
+                        td { (c.params.iter().find(|p| p.0 == "family").map_or("–", |p| p.1.as_str())) }
+                        td.num { (num(metric("cv_roc_auc"), 3)) }
+                        td.num { (num(metric("test_roc_auc"), 3)) }
+                    }
+                }
+            }
+        }
+        @if let Some(c) = chosen {
+            section.cards {
+                div.card #leaderboard {
+                    h2 { "AutoML leaderboard of run " code { (short(c.run_id)) } }
+                    @if board.is_empty() { p.empty { "This run logged no trials." } }
+                    @else {
+                        table {
+                            thead { tr { th.num { "rank" } th.num { "trial" } th.num { "CV ROC AUC" } } }
+                            tbody { @for (rank, (trial, auc)) in board.iter().enumerate() {
+                                tr { td.num { (rank + 1) } td.num { (trial) } td.num { (format!("{auc:.4}")) } }
+                            } }
+                        }
+                    }
+                }
+                div.card #params {
+                    h2 { "Parameters" }
+                    dl { @for (k, v) in &c.params { dt { (k) } dd { code { (v) } } } }
+                    h2 { "Metrics" }
+                    dl { @for (k, v) in &c.metrics { dt { (k) } dd { (format!("{v:.4}")) } } }
+                }
+            }
+        } @else {
+            p.empty { "No runs yet." }
+        }
+    };
+    layout("/ui/runs", now, body)
+}
+
+/// `/ui/jobs`: every job's schedule and switches, actions, and the run history.
+pub fn jobs(
+    jobs: &[JobLine],
+    history: &[RunLine],
+    job: Option<&str>,
+    now: DateTime<Utc>,
+) -> Markup {
+    let body = html! {
+        h1 { "Jobs" }
+        table #jobs {
+            thead { tr { th { "job" } th { "schedule" } th { "enabled" } th { "paused" } th { "next run" }
+                th { "last run" } th.admin-only { "" } } }
+            tbody {
+                @for j in jobs {
+                    tr data-job=(j.name) {
+                        td { a href=(format!("/ui/jobs?job={}", j.name)) { (j.name) } }
+                        td { code { (j.schedule) } }
+                        td { (if j.enabled { "yes" } else { "no" }) }
+                        td { (if j.paused { "paused" } else { "no" }) }
+                        td { @match j.next_run { Some(at) => { (when(at)) } None => { "–" } } }
+                        td { @match &j.last_run { Some((st, at)) => { (status(st)) " " (ago(now, *at)) } None => { "never" } } }
+                        td.admin-only.actions {
+                            button.action type="button" data-method="POST" data-url=(format!("/jobs/{}/run", j.name)) { "Run now" }
+                            @if j.paused {
+                                button.action type="button" data-method="POST" data-url=(format!("/jobs/{}/resume", j.name)) { "Resume" }
+                            } @else {
+                                button.action type="button" data-method="POST" data-url=(format!("/jobs/{}/pause", j.name)) { "Pause" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Run history" @if let Some(name) = job { " of " (name) " · " a href="/ui/jobs" { "all jobs" } } }
+        div #history { (run_rows(history, true)) }
+    };
+    layout("/ui/jobs", now, body)
+}
+
+/// `/ui/drift`: per-column drift over the newest runs as a heat map, and the newest run's statistics.
+pub fn drift(history: &DriftHistory, now: DateTime<Utc>) -> Markup {
+    let mut features: Vec<String> = history.cells.iter().map(|c| c.feature.clone()).collect();
+    features.sort();
+    features.dedup();
+    let columns: Vec<String> = history
+        .runs
+        .iter()
+        .map(|r| r.computed_at.format("%m-%d %H:%M").to_string())
+        .collect();
+    let cells: Vec<svg::Cell> = history
+        .cells
+        .iter()
+        .filter_map(|c| {
+            Some(svg::Cell {
+                row: features.iter().position(|f| *f == c.feature)?,
+                column: history.runs.iter().position(|r| r.run_id == c.run_id)?,
+                alarm: c.drifted,
+                intensity: c.psi.unwrap_or(0.0) / 0.25,
+                tip: format!(
+                    "{}: {} {:.4} (threshold {}), PSI {}",
+                    c.feature,
+                    c.statistic,
+                    c.value,
+                    c.threshold,
+                    num(c.psi, 3)
+                ),
+            })
+        })
+        .collect();
+    let newest = history.runs.last();
+    let body = html! {
+        h1 { "Drift" }
+        @match newest {
+            None => { p.empty { "No drift run yet: the drift job compares recent customers with the champion's training data." } }
+            Some(run) => {
+                p #verdict {
+                    "Newest run " (when(run.computed_at)) " on model version " (run.model_version) ": "
+                    @if run.dataset_drift { span.status.failed { "dataset drift" } } @else { span.status.succeeded { "no dataset drift" } }
+                    " — " (run.n_drifted) " of " (run.n_columns) " columns drifted, " (run.n_current) " current rows."
+                }
+                h2 { "Per-column drift over time" }
+                p { "Red: the column drifted by Evidently's rule; green shades: PSI (darker is larger)." }
+                div.scroll { (svg::heat_map(&features, &columns, &cells, "per-column drift by run")) }
+                h2 { "Latest statistics" }
+                table #statistics {
+                    thead { tr { th { "column" } th { "type" } th { "test" } th.num { "value" } th.num { "threshold" } th { "drifted" } th.num { "PSI" } } }
+                    tbody {
+                        @for c in history.cells.iter().filter(|c| c.run_id == run.run_id) {
+                            tr {
+                                td { (c.feature) } td { (c.column_type.as_deref().unwrap_or("–")) } td { (c.statistic) }
+                                td.num { (format!("{:.4}", c.value)) } td.num { (format!("{:.4}", c.threshold)) }
+                                td { @if c.drifted { span.status.failed { "yes" } } @else { "no" } }
+                                td.num { (num(c.psi, 4)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("/ui/drift", now, body)
+}
+
+/// `/ui/data`: landed files and why records were refused.
+pub fn data(files: &[FileLine], reasons: &[RejectionCount], now: DateTime<Utc>) -> Markup {
+    let body = html! {
+        h1 { "Data" }
+        h2 { "Ingested files" }
+        @if files.is_empty() { p.empty { "No file has landed yet (drop a CSV under landing/ in the bucket)." } }
+        @else {
+            table #files {
+                thead { tr { th { "file" } th { "status" } th.num { "rows" } th.num { "inserted" } th.num { "updated" }
+                    th.num { "rejected" } th { "started" } th { "reason" } } }
+                tbody { @for f in files {
+                    tr {
+                        td { code { (f.object_key) } } td { (status(&f.status)) } td.num { (f.rows_total) }
+                        td.num { (f.rows_inserted) } td.num { (f.rows_updated) } td.num { (f.rows_rejected) }
+                        td { (when(f.started_at)) } td.error { (f.reason.as_deref().unwrap_or("")) }
+                    }
+                } }
+            }
+        }
+        h2 { "Rejected records by reason (last 7 days)" }
+        @if reasons.is_empty() { p.empty { "No record was refused in the last 7 days." } }
+        @else {
+            table #reasons {
+                thead { tr { th { "source" } th { "field" } th { "rule" } th.num { "records" } } }
+                tbody { @for r in reasons {
+                    tr { td { (r.source) } td { code { (r.field) } } td { (r.rule) } td.num { (r.records) } }
+                } }
+            }
+        }
+    };
+    layout("/ui/data", now, body)
+}
+
+/// A page for an error: the status and what to do, never internal text.
+pub fn error(message: &str, now: DateTime<Utc>) -> Markup {
+    layout(
+        "",
+        now,
+        html! { h1 { "Something went wrong" } p { (message) } p { a href="/" { "Back to the overview" } } },
+    )
+}
+
+/// The page script, compiled in.
+pub const SCRIPT: &str = include_str!("../assets/console.js");
+/// The page style, compiled in.
+pub const STYLE: &str = include_str!("../assets/console.css");

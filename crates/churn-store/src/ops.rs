@@ -1,0 +1,348 @@
+//! The job runner's records: runs in `ops.job_runs`, pause state in `ops.job_state`, the per-job advisory
+//! lock that keeps one run of a job at a time across scheduler replicas, and rejected records.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::Error;
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+    Event,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Event => "event",
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "running" => Some(RunStatus::Running),
+            "succeeded" => Some(RunStatus::Succeeded),
+            "failed" => Some(RunStatus::Failed),
+            "skipped" => Some(RunStatus::Skipped),
+            _ => None,
+        }
+    }
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct JobRun {
+    pub job_run_id: Uuid,
+    pub job_name: String,
+    pub trigger: String,
+    pub status: String,
+    pub attempt: i32,
+    pub host: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub rows_affected: Option<i64>,
+    pub error: Option<String>,
+    pub details: Json<Value>,
+}
+
+const RUN_COLUMNS: &str = "job_run_id, job_name, trigger, status, attempt, host, started_at, finished_at, \
+    rows_affected, error, details";
+
+/// Records a run as started.
+pub async fn insert_run(
+    pool: &PgPool,
+    run_id: Uuid,
+    job: &str,
+    trigger: Trigger,
+    host: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "insert into ops.job_runs (job_run_id, job_name, trigger, status, host)
+         values ($1, $2, $3, 'running', $4)",
+    )
+    .bind(run_id)
+    .bind(job)
+    .bind(trigger.as_str())
+    .bind(host)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records that a run is on its `attempt`-th try.
+pub async fn set_attempt(pool: &PgPool, run_id: Uuid, attempt: i32) -> Result<(), Error> {
+    sqlx::query("update ops.job_runs set attempt = $2 where job_run_id = $1")
+        .bind(run_id)
+        .bind(attempt)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Closes a run with its outcome.
+pub async fn finish_run(
+    pool: &PgPool,
+    run_id: Uuid,
+    status: RunStatus,
+    rows: Option<i64>,
+    error: Option<&str>,
+    details: &Value,
+) -> Result<(), Error> {
+    sqlx::query(
+        "update ops.job_runs set status = $2, finished_at = greatest(now(), started_at),
+             rows_affected = $3, error = $4, details = $5
+         where job_run_id = $1 and status = 'running'",
+    )
+    .bind(run_id)
+    .bind(status.as_str())
+    .bind(rows)
+    .bind(error)
+    .bind(Json(details))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_run(pool: &PgPool, run_id: Uuid) -> Result<Option<JobRun>, Error> {
+    Ok(sqlx::query_as::<_, JobRun>(sqlx::AssertSqlSafe(format!(
+        "select {RUN_COLUMNS} from ops.job_runs where job_run_id = $1"
+    )))
+    .bind(run_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// A job's runs, newest first, optionally of one status; `limit` of them after skipping `offset`.
+pub async fn list_runs(
+    pool: &PgPool,
+    job: &str,
+    status: Option<RunStatus>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<JobRun>, Error> {
+    Ok(sqlx::query_as::<_, JobRun>(sqlx::AssertSqlSafe(format!(
+        "select {RUN_COLUMNS} from ops.job_runs
+         where job_name = $1 and ($2::text is null or status = $2)
+         order by started_at desc, job_run_id desc limit $3 offset $4"
+    )))
+    .bind(job)
+    .bind(status.map(RunStatus::as_str))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The newest `limit` runs of every job, newest first.
+pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<JobRun>, Error> {
+    Ok(sqlx::query_as::<_, JobRun>(sqlx::AssertSqlSafe(format!(
+        "select {RUN_COLUMNS} from ops.job_runs order by started_at desc, job_run_id desc limit $1"
+    )))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The newest run of each job.
+pub async fn latest_runs(pool: &PgPool) -> Result<Vec<JobRun>, Error> {
+    Ok(sqlx::query_as::<_, JobRun>(sqlx::AssertSqlSafe(format!(
+        "select distinct on (job_name) {RUN_COLUMNS} from ops.job_runs
+         order by job_name, started_at desc, job_run_id desc"
+    )))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Closes a job's runs left `running` (their scheduler died) as failed; the caller holds the job's lock,
+/// which proves no live scheduler is running it. Returns how many were closed.
+pub async fn close_abandoned(conn: &mut PgConnection, job: &str) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        "update ops.job_runs set status = 'failed', finished_at = greatest(now(), started_at),
+             error = 'abandoned: the scheduler running it stopped before it finished'
+         where job_name = $1 and status = 'running'",
+    )
+    .bind(job)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// Names of jobs with runs left `running`.
+pub async fn jobs_with_running_runs(pool: &PgPool) -> Result<Vec<String>, Error> {
+    Ok(sqlx::query_scalar(
+        "select distinct job_name from ops.job_runs where status = 'running' order by job_name",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Whether a job is paused (for every replica).
+pub async fn is_paused(pool: &PgPool, job: &str) -> Result<bool, Error> {
+    Ok(
+        sqlx::query_scalar::<_, bool>("select paused from ops.job_state where job_name = $1")
+            .bind(job)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(false),
+    )
+}
+
+/// Every paused job.
+pub async fn paused_jobs(pool: &PgPool) -> Result<Vec<String>, Error> {
+    Ok(
+        sqlx::query_scalar("select job_name from ops.job_state where paused order by job_name")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Pauses or resumes a job.
+pub async fn set_paused(pool: &PgPool, job: &str, paused: bool, by: &str) -> Result<(), Error> {
+    sqlx::query(
+        "insert into ops.job_state (job_name, paused, updated_by) values ($1, $2, $3)
+         on conflict (job_name) do update
+             set paused = excluded.paused, updated_at = now(), updated_by = excluded.updated_by",
+    )
+    .bind(job)
+    .bind(paused)
+    .bind(by)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A job's advisory lock, held by a connection of its own for as long as the run lasts: another replica
+/// (or another task of this one) trying the same job sees it taken. Dropping it closes the connection,
+/// which releases the lock.
+#[derive(Debug)]
+pub struct JobLock {
+    conn: PgConnection,
+    job: String,
+}
+
+impl JobLock {
+    /// Takes the job's lock if it is free; `None` when a run holds it.
+    pub async fn try_acquire(database_url: &str, job: &str) -> Result<Option<JobLock>, Error> {
+        let mut conn = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            PgConnection::connect(database_url),
+        )
+        .await
+        .map_err(|_| {
+            Error::Connect(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting for the job lock took longer than 10 s",
+            )))
+        })?
+        .map_err(Error::Connect)?;
+        let taken: bool =
+            sqlx::query_scalar("select pg_try_advisory_lock(hashtextextended('job:' || $1, 0))")
+                .bind(job)
+                .fetch_one(&mut conn)
+                .await?;
+        if taken {
+            Ok(Some(JobLock {
+                conn,
+                job: job.to_owned(),
+            }))
+        } else {
+            let _ = conn.close().await;
+            Ok(None)
+        }
+    }
+
+    /// Whether the lock is still held: a session lock lasts as long as its session, so the connection
+    /// answering is proof (a killed connection has released it).
+    pub async fn is_held(&mut self) -> bool {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            sqlx::query("select 1").execute(&mut self.conn),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The lock's own connection, e.g. to close abandoned runs while holding it.
+    pub fn connection(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    /// Releases the lock and closes its connection.
+    pub async fn release(mut self) {
+        let _ = sqlx::query("select pg_advisory_unlock(hashtextextended('job:' || $1, 0))")
+            .bind(&self.job)
+            .execute(&mut self.conn)
+            .await;
+        let _ = self.conn.close().await;
+    }
+}
+
+/// A record a job could not take, with every error it had.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// 1-based position in its batch or file.
+    pub line_number: i64,
+    pub raw_record: String,
+    pub errors: Value,
+}
+
+/// Stores rejected records of a job run (`source`: generate, ingest, score).
+pub async fn insert_rejected(
+    pool: &PgPool,
+    source: &str,
+    job_run_id: Option<Uuid>,
+    file_id: Option<Uuid>,
+    rejected: &[Rejected],
+) -> Result<(), Error> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<i64> = rejected.iter().map(|r| r.line_number).collect();
+    let raws: Vec<&str> = rejected.iter().map(|r| r.raw_record.as_str()).collect();
+    let errors: Vec<Json<&Value>> = rejected.iter().map(|r| Json(&r.errors)).collect();
+    sqlx::query(
+        "insert into ops.rejected_records (source, job_run_id, file_id, line_number, raw_record, errors)
+         select $1, $2, $3, line, raw, errors
+         from unnest($4::bigint[], $5::text[], $6::jsonb[]) as r(line, raw, errors)",
+    )
+    .bind(source)
+    .bind(job_run_id)
+    .bind(file_id)
+    .bind(&lines)
+    .bind(&raws)
+    .bind(&errors)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

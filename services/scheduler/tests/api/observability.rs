@@ -1,0 +1,850 @@
+//! Observability as code, checked against the real thing: every SQL query of the Grafana dashboards, the
+//! alert rules and the Metabase questions run as the read-only role on a warehouse the real jobs filled;
+//! the dashboard files' static checks; and Debian's Prometheus scraping the running services with the
+//! repository's configuration, answering every PromQL expression the dashboards and alerts use.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Column, Connection, PgConnection, Row};
+
+use crate::stack::{Stack, wait_until};
+
+const WAREHOUSE_UID: &str = "churn-warehouse";
+const PROMETHEUS_UID: &str = "churn-prometheus";
+
+/// The macros Grafana's PostgreSQL datasource expands (grafana-postgresql-datasource's macros.go, and the
+/// global `$__interval` family); anything else starting with `$__` would reach PostgreSQL as written.
+const GRAFANA_PG_MACROS: &[&str] = &[
+    "__time",
+    "__timeEpoch",
+    "__timeFilter",
+    "__timeFrom",
+    "__timeTo",
+    "__timeGroup",
+    "__timeGroupAlias",
+    "__unixEpochFilter",
+    "__unixEpochFrom",
+    "__unixEpochTo",
+    "__unixEpochNanoFilter",
+    "__unixEpochNanoFrom",
+    "__unixEpochNanoTo",
+    "__unixEpochGroup",
+    "__unixEpochGroupAlias",
+    "__interval",
+    "__interval_ms",
+    "__range",
+    "__range_s",
+    "__range_ms",
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
+}
+
+/// A YAML file as JSON, read by PyYAML from the test venv (dbt's own YAML parser).
+fn read_yaml(path: &Path) -> Value {
+    let python = std::env::var("CHURN_PYTHON")
+        .expect("CHURN_PYTHON is not set: run scripts/test, or set it to the venv's python");
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} is not valid YAML: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn dashboards() -> Vec<(String, Value)> {
+    let dir = repo().join("grafana/dashboards");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "three dashboards in {}", dir.display());
+    files
+        .iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, read_json(p))
+        })
+        .collect()
+}
+
+fn alert_rules() -> Value {
+    read_yaml(&repo().join("grafana/provisioning/alerting/rules.yaml"))
+}
+
+/// One query a dashboard panel, an annotation, an alert rule or a Metabase question runs.
+#[derive(Debug, Clone)]
+struct Query {
+    origin: String,
+    text: String,
+    /// `table` or `time_series` for SQL (a time series needs a column named time).
+    format: String,
+}
+
+/// Panels, nested row panels included.
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    let mut all = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        all.push(panel);
+        if let Some(inner) = panel["panels"].as_array() {
+            all.extend(inner.iter());
+        }
+    }
+    all
+}
+
+/// Every SQL (datasource churn-warehouse) and PromQL (churn-prometheus) query of the dashboards.
+fn dashboard_queries() -> (Vec<Query>, Vec<Query>) {
+    let (mut sql, mut promql) = (Vec::new(), Vec::new());
+    for (file, dashboard) in dashboards() {
+        let mut targets: Vec<(String, &Value)> = Vec::new();
+        for panel in panels(&dashboard) {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let origin = format!(
+                    "{file} panel {} \"{}\" {}",
+                    panel["id"],
+                    panel["title"].as_str().unwrap_or(""),
+                    target["refId"].as_str().unwrap_or("")
+                );
+                targets.push((origin, target));
+            }
+        }
+        for annotation in dashboard["annotations"]["list"].as_array().unwrap() {
+            if annotation["builtIn"] != 1 {
+                let origin = format!("{file} annotation \"{}\"", annotation["name"]);
+                targets.push((origin, &annotation["target"]));
+            }
+        }
+        for (origin, target) in targets {
+            if let Some(raw) = target["rawSql"].as_str() {
+                sql.push(Query {
+                    origin,
+                    text: raw.to_owned(),
+                    format: target["format"].as_str().unwrap_or("table").to_owned(),
+                });
+            } else if let Some(expr) = target["expr"].as_str() {
+                promql.push(Query {
+                    origin,
+                    text: expr.to_owned(),
+                    format: String::new(),
+                });
+            }
+        }
+    }
+    (sql, promql)
+}
+
+/// Every SQL and PromQL query of the alert rules.
+fn alert_queries() -> (Vec<Query>, Vec<Query>) {
+    let (mut sql, mut promql) = (Vec::new(), Vec::new());
+    for group in alert_rules()["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            for data in rule["data"].as_array().unwrap() {
+                let origin = format!("alert {} {}", rule["uid"], data["refId"]);
+                let model = &data["model"];
+                match data["datasourceUid"].as_str().unwrap() {
+                    WAREHOUSE_UID => sql.push(Query {
+                        origin,
+                        text: model["rawSql"].as_str().unwrap().to_owned(),
+                        format: model["format"].as_str().unwrap_or("table").to_owned(),
+                    }),
+                    PROMETHEUS_UID => promql.push(Query {
+                        origin,
+                        text: model["expr"].as_str().unwrap().to_owned(),
+                        format: String::new(),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+    }
+    (sql, promql)
+}
+
+/// Every Metabase question's SQL (metabase/churn-analytics.json, which `churnctl metabase provision` sends).
+fn metabase_queries() -> Vec<Query> {
+    let spec = read_json(&repo().join("metabase/churn-analytics.json"));
+    spec["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| Query {
+            origin: format!("metabase question \"{}\"", q["name"].as_str().unwrap()),
+            text: q["sql"].as_str().unwrap().to_owned(),
+            format: "table".to_owned(),
+        })
+        .collect()
+}
+
+/// One `$__name(args)` in a query.
+#[derive(Debug)]
+struct Macro {
+    range: std::ops::Range<usize>,
+    name: String,
+    /// None when the macro takes no parentheses.
+    args: Option<Vec<String>>,
+}
+
+/// The macros in `sql`, in order.
+fn macros(sql: &str) -> Result<Vec<Macro>, String> {
+    let mut found = Vec::new();
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while let Some(offset) = sql[i..].find("$__") {
+        let start = i + offset;
+        let mut end = start + 1;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        let name = sql[start + 1..end].to_owned();
+        let mut args = None;
+        if bytes.get(end) == Some(&b'(') {
+            let mut depth = 0;
+            let mut quoted = false;
+            let mut current = String::new();
+            let mut list = Vec::new();
+            let mut j = end;
+            loop {
+                let c = *bytes
+                    .get(j)
+                    .ok_or_else(|| format!("unclosed ( after ${name}"))?
+                    as char;
+                match c {
+                    '\'' => {
+                        quoted = !quoted;
+                        current.push(c);
+                    }
+                    '(' if !quoted => {
+                        depth += 1;
+                        if depth > 1 {
+                            current.push(c);
+                        }
+                    }
+                    ')' if !quoted => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                        current.push(c);
+                    }
+                    ',' if !quoted && depth == 1 => list.push(std::mem::take(&mut current)),
+                    _ => current.push(c),
+                }
+                j += 1;
+            }
+            list.push(current);
+            let list: Vec<String> = list.iter().map(|a| a.trim().to_owned()).collect();
+            args = Some(if list == [""] { Vec::new() } else { list });
+            end = j + 1;
+        }
+        found.push(Macro {
+            range: start..end,
+            name,
+            args,
+        });
+        i = end;
+    }
+    Ok(found)
+}
+
+/// Seconds in a Grafana interval such as `'1m'`.
+fn interval_seconds(raw: &str) -> u64 {
+    let raw = raw.trim_matches('\'');
+    let (number, unit) = raw.split_at(raw.len() - 1);
+    let n: u64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("bad interval {raw}"));
+    n * match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => panic!("bad interval unit in {raw}"),
+    }
+}
+
+/// `sql` with the macros expanded as Grafana's PostgreSQL datasource expands them for the range
+/// `from`..`to` (RFC 3339).
+fn expand(sql: &str, from: &str, to: &str) -> String {
+    let mut out = String::new();
+    let mut last = 0;
+    for Macro { range, name, args } in macros(sql).unwrap() {
+        out.push_str(&sql[last..range.start]);
+        let args = args.unwrap_or_default();
+        let group = |args: &[String]| {
+            let s = interval_seconds(&args[1]);
+            format!("floor(extract(epoch from {})/{s})*{s}", args[0])
+        };
+        let expanded = match name.as_str() {
+            "__time" => format!("{} AS \"time\"", args[0]),
+            "__timeEpoch" => format!("extract(epoch from {}) AS \"time\"", args[0]),
+            "__timeFilter" => format!("{} BETWEEN '{from}' AND '{to}'", args[0]),
+            "__timeFrom" => format!("'{from}'"),
+            "__timeTo" => format!("'{to}'"),
+            "__timeGroup" => group(&args),
+            "__timeGroupAlias" => format!("{} AS \"time\"", group(&args)),
+            other => panic!("${other} is a Grafana macro this test does not expand yet"),
+        };
+        out.push_str(&expanded);
+        last = range.end;
+    }
+    out.push_str(&sql[last..]);
+    out
+}
+
+/// A connection to the stack's database as churn_readonly, the role Grafana and Metabase use.
+async fn connect_readonly(stack: &Stack) -> PgConnection {
+    let mut url = url::Url::parse(&stack.db.url).unwrap();
+    url.set_username("churn_readonly").unwrap();
+    url.set_password(None).unwrap();
+    PgConnection::connect(url.as_str()).await.unwrap()
+}
+
+fn dbt_executable() -> String {
+    std::env::var("CHURN_DBT").unwrap_or_else(|_| {
+        panic!("CHURN_DBT is not set: run scripts/test, or set CHURN_DBT=$(scripts/venv)/bin/dbt")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_sql_of_the_dashboards_alerts_and_metabase_questions_returns_rows_as_the_readonly_role()
+ {
+    let stack = Stack::start().await;
+    let target = tempfile::tempdir().unwrap();
+    let project = repo().join("dbt");
+    let dbt = dbt_executable();
+    let scheduler = stack
+        .scheduler(&[
+            ("GENERATE_SCHEDULE", "manual"),
+            ("GENERATE_CUSTOMERS_PER_RUN", "1000"),
+            ("GENERATE_BATCH_SIZE", "500"),
+            ("METRICS_ENABLED", "true"),
+            ("METRICS_SCHEDULE", "manual"),
+            ("DRIFT_ENABLED", "true"),
+            ("DRIFT_SCHEDULE", "manual"),
+            ("RETRAIN_ENABLED", "true"),
+            ("RETRAIN_SCHEDULE", "manual"),
+            // Retrains only when this test asks, and the candidate loses: it becomes the challenger.
+            ("RETRAIN_ON_DRIFT", "false"),
+            ("RETRAIN_AUC_DROP", "0"),
+            ("RETRAIN_NEW_LABELS", "0"),
+            ("RETRAIN_SOURCES", "synthetic"),
+            ("RETRAIN_MAX_ROWS", "2000"),
+            ("RETRAIN_BUDGET_SECS", "2"),
+            ("RETRAIN_PROMOTION_MARGIN", "0.9"),
+            ("DBT_ENABLED", "true"),
+            ("DBT_SCHEDULE", "manual"),
+            ("DBT_RETRIES", "0"),
+            ("DBT_EXECUTABLE", &dbt),
+            ("DBT_PROJECT_DIR", project.to_str().unwrap()),
+            ("DBT_TARGET_DIR", target.path().to_str().unwrap()),
+        ])
+        .await;
+    let succeeded = |run: &Value, job: &str| assert_eq!(run["status"], "succeeded", "{job}: {run}");
+
+    // The pipeline as it runs: customers, a retrain whose candidate loses (the challenger, then
+    // shadow-scored on new customers), live metrics of both, drift, a dbt build.
+    for _ in 0..2 {
+        succeeded(&stack.run_job(&scheduler, "generate").await, "generate");
+    }
+    let retrain = stack.run_job(&scheduler, "retrain").await;
+    succeeded(&retrain, "retrain");
+    assert_eq!(retrain["details"]["promoted"], false, "{retrain}");
+    let challenger = retrain["details"]["version"].as_i64().unwrap();
+    let shadow =
+        format!("select count(*) from churn.classified where model_version = {challenger}");
+    for _ in 0..5 {
+        succeeded(&stack.run_job(&scheduler, "generate").await, "generate");
+        if stack.count(&shadow).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        stack.count(&shadow).await > 0,
+        "the challenger was shadow-scored"
+    );
+    succeeded(&stack.run_job(&scheduler, "metrics").await, "metrics");
+    succeeded(&stack.run_job(&scheduler, "drift").await, "drift");
+    succeeded(&stack.run_job(&scheduler, "dbt").await, "dbt");
+    // A row the dbt tests refuse (a prediction by an unregistered version) makes a build fail, as a broken
+    // load would: failed runs and failing tests for the panels that show them.
+    sqlx::query(
+        "insert into churn.classified (customer_id, model_name, model_version, churn_probability,
+                                       predicted_churn_label, threshold)
+         select customer_id, 'churn-classifier', 99, 0.7, true, 0.5 from churn.customers limit 1",
+    )
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+    let broken = stack.run_job(&scheduler, "dbt").await;
+    assert_eq!(broken["status"], "failed", "{broken}");
+    // A landed file with two refused lines, as the ingest job records one (its own tests cover how).
+    sqlx::raw_sql(
+        "insert into ops.ingested_files (file_id, object_key, sha256, rows_total, rows_accepted, rows_rejected,
+                                         rows_inserted, status, finished_at)
+         values ('00000000-0000-0000-0000-0000000000f1', 'landing/2026-11-26.csv', repeat('a', 64), 10, 8, 2,
+                 8, 'processed', now());
+         insert into ops.rejected_records (source, file_id, line_number, raw_record, errors)
+         values ('file', '00000000-0000-0000-0000-0000000000f1', 3, 'x,y',
+                 '[{\"field\": \"tenure_months\", \"value\": -1, \"rule\": \"must be between 0 and 120\"}]'),
+                ('file', '00000000-0000-0000-0000-0000000000f1', 7, 'x,z',
+                 '[{\"field\": \"contract\", \"value\": \"Weekly\", \"rule\": \"must be one of Month-to-month, One year, Two year\"}]');",
+    )
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+
+    let mut ro = connect_readonly(&stack).await;
+    // dbt recreated the marts after the migration: the default privileges granted every one.
+    let marts: Vec<String> = sqlx::query_scalar(
+        "select table_name::text from information_schema.tables where table_schema = 'marts' order by 1",
+    )
+    .fetch_all(&stack.db.pool)
+    .await
+    .unwrap();
+    assert!(marts.len() >= 10, "{marts:?}");
+    for mart in &marts {
+        let sql = format!("select * from marts.{mart} limit 1");
+        sqlx::query(AssertSqlSafe(sql.clone()))
+            .fetch_all(&mut ro)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    let from = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let to = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let (dashboard_sql, _) = dashboard_queries();
+    let (alert_sql, _) = alert_queries();
+    let queries: Vec<Query> = dashboard_sql
+        .into_iter()
+        .chain(alert_sql)
+        .chain(metabase_queries())
+        .collect();
+    assert!(queries.len() >= 40, "{} queries", queries.len());
+    let mut failures = Vec::new();
+    for query in &queries {
+        let sql = expand(&query.text, &from, &to);
+        match sqlx::query(AssertSqlSafe(sql.clone()))
+            .fetch_all(&mut ro)
+            .await
+        {
+            Err(e) => failures.push(format!("{}: {e}\n{sql}", query.origin)),
+            Ok(rows) if rows.is_empty() => {
+                failures.push(format!("{}: no rows\n{sql}", query.origin))
+            }
+            Ok(rows) => {
+                let columns: Vec<&str> = rows[0].columns().iter().map(|c| c.name()).collect();
+                if query.format == "time_series" && !columns.contains(&"time") {
+                    failures.push(format!(
+                        "{}: a time series needs a column named time; got {columns:?}",
+                        query.origin
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries failed:\n\n{}",
+        failures.len(),
+        queries.len(),
+        failures.join("\n\n")
+    );
+    ro.close().await.unwrap();
+    scheduler.stop().await;
+}
+
+/// Datasource uid -> type, as provisioned.
+fn provisioned_datasources() -> BTreeMap<String, String> {
+    let file = read_yaml(&repo().join("grafana/provisioning/datasources/churn.yaml"));
+    file["datasources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["uid"].as_str().unwrap().to_owned(),
+                d["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The names Prometheus' recording rules define.
+fn recorded_series() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("prometheus/rules")).unwrap() {
+        let rules = read_yaml(&entry.unwrap().path());
+        for group in rules["groups"].as_array().unwrap() {
+            for rule in group["rules"].as_array().unwrap() {
+                if let Some(name) = rule["record"].as_str() {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+fn promtool(args: &[&str]) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("promtool not found ({e}): scripts/test installs Debian's prometheus package")
+        });
+    assert!(
+        out.status.success(),
+        "promtool {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_dashboards_and_alert_rules_name_only_provisioned_datasources_and_grafana_macros() {
+    let datasources = provisioned_datasources();
+    assert_eq!(
+        datasources,
+        BTreeMap::from([
+            (
+                WAREHOUSE_UID.to_owned(),
+                "grafana-postgresql-datasource".to_owned()
+            ),
+            (PROMETHEUS_UID.to_owned(), "prometheus".to_owned()),
+        ])
+    );
+    let check_datasource = |origin: &str, ds: &Value| {
+        let uid = ds["uid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{origin}: no datasource uid"));
+        assert_eq!(
+            datasources.get(uid).map(String::as_str),
+            ds["type"].as_str(),
+            "{origin}: datasource {ds} is not provisioned with that type"
+        );
+    };
+    let mut uids = BTreeSet::new();
+    for (file, dashboard) in dashboards() {
+        let text = std::fs::read_to_string(repo().join("grafana/dashboards").join(&file)).unwrap();
+        assert!(!text.contains("${DS_"), "{file}: an export placeholder");
+        let uid = dashboard["uid"].as_str().unwrap();
+        assert!(uids.insert(uid.to_owned()), "{file}: uid {uid} used twice");
+        assert!(!dashboard["title"].as_str().unwrap().is_empty());
+        assert!(
+            dashboard["templating"]["list"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{file}: the queries use no template variables"
+        );
+        let mut ids = BTreeSet::new();
+        for panel in panels(&dashboard) {
+            let id = panel["id"].as_i64().unwrap();
+            let origin = format!("{file} panel {id} \"{}\"", panel["title"]);
+            assert!(ids.insert(id), "{origin}: id used twice");
+            let grid = &panel["gridPos"];
+            assert!(
+                grid["x"].as_i64().unwrap() + grid["w"].as_i64().unwrap() <= 24,
+                "{origin}: wider than the 24-column grid"
+            );
+            if panel["type"] == "row" {
+                continue;
+            }
+            assert!(
+                !panel["description"].as_str().unwrap_or("").is_empty(),
+                "{origin}: no description"
+            );
+            check_datasource(&origin, &panel["datasource"]);
+            let targets = panel["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{origin}: no query");
+            for target in targets {
+                check_datasource(&origin, &target["datasource"]);
+                let query = target["rawSql"].as_str().or(target["expr"].as_str());
+                assert!(
+                    query.is_some_and(|q| !q.trim().is_empty()),
+                    "{origin}: an empty query"
+                );
+            }
+        }
+        for annotation in dashboard["annotations"]["list"].as_array().unwrap() {
+            if annotation["builtIn"] != 1 {
+                check_datasource(&file, &annotation["datasource"]);
+                check_datasource(&file, &annotation["target"]["datasource"]);
+            }
+        }
+    }
+
+    // SQL: only Grafana's macros, no template variables (none are defined).
+    let (dashboard_sql, dashboard_promql) = dashboard_queries();
+    let (alert_sql, alert_promql) = alert_queries();
+    for query in dashboard_sql.iter().chain(&alert_sql) {
+        let found = macros(&query.text).unwrap_or_else(|e| panic!("{}: {e}", query.origin));
+        for m in &found {
+            assert!(
+                GRAFANA_PG_MACROS.contains(&m.name.as_str()),
+                "{}: ${} is not a Grafana macro",
+                query.origin,
+                m.name
+            );
+        }
+        let without: String = {
+            let mut rest = query.text.clone();
+            for m in found.iter().rev() {
+                rest.replace_range(m.range.clone(), "");
+            }
+            rest
+        };
+        assert!(
+            !without.contains('$'),
+            "{}: a $ that is not a Grafana macro",
+            query.origin
+        );
+    }
+    // PromQL: every recorded series a query reads is defined by a recording rule.
+    let recorded = recorded_series();
+    for query in dashboard_promql.iter().chain(&alert_promql) {
+        for word in query
+            .text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|w| w.contains(':') && !w.starts_with(':'))
+        {
+            assert!(
+                recorded.contains(word),
+                "{}: {word} is not a recording rule",
+                query.origin
+            );
+        }
+    }
+
+    // Alerting: unique uids, conditions that exist, datasources provisioned, a policy whose receiver exists.
+    let rules = alert_rules();
+    let mut rule_uids = BTreeSet::new();
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let uid = rule["uid"].as_str().unwrap();
+            assert!(
+                rule_uids.insert(uid.to_owned()),
+                "rule uid {uid} used twice"
+            );
+            let data = rule["data"].as_array().unwrap();
+            let refs: BTreeSet<&str> = data.iter().map(|d| d["refId"].as_str().unwrap()).collect();
+            assert!(refs.contains(rule["condition"].as_str().unwrap()), "{uid}");
+            for d in data {
+                let source = d["datasourceUid"].as_str().unwrap();
+                assert!(
+                    source == "__expr__" || datasources.contains_key(source),
+                    "{uid}: datasource {source}"
+                );
+                if let Some(expression) = d["model"]["expression"].as_str() {
+                    assert!(refs.contains(expression), "{uid}: {expression}");
+                }
+            }
+        }
+    }
+    assert_eq!(rule_uids.len(), 6, "{rule_uids:?}");
+    let contacts = read_yaml(&repo().join("grafana/provisioning/alerting/contact-points.yaml"));
+    let receivers: BTreeSet<&str> = contacts["contactPoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contacts["contactPoints"][0]["receivers"][0]["settings"]["url"], "${ALERT_WEBHOOK_URL}",
+        "the contact point comes from the environment"
+    );
+    let policies = read_yaml(&repo().join("grafana/provisioning/alerting/policies.yaml"));
+    for policy in policies["policies"].as_array().unwrap() {
+        assert!(receivers.contains(policy["receiver"].as_str().unwrap()));
+    }
+
+    promtool(&["check", "config", "prometheus/prometheus.yml"]);
+    promtool(&["check", "rules", "prometheus/rules/churn.yml"]);
+}
+
+/// A Prometheus server of our own, stopped (by its process id) when dropped.
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Starts Prometheus with the repository's configuration, its targets pointed at `targets` (job ->
+    /// port) and its intervals shortened to a second so a test sees rates and rules quickly.
+    fn start(targets: &[(&str, u16)]) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = std::fs::read_to_string(repo().join("prometheus/prometheus.yml")).unwrap();
+        let mut replace = |from: &str, to: &str| {
+            assert_eq!(config.matches(from).count(), 1, "{from} in prometheus.yml");
+            config = config.replace(from, to);
+        };
+        replace("scrape_interval: 15s", "scrape_interval: 1s");
+        replace("scrape_timeout: 10s", "scrape_timeout: 1s");
+        replace("evaluation_interval: 15s", "evaluation_interval: 1s");
+        for (job, port) in targets {
+            let compose = match *job {
+                "classifier" => "classifier:8000",
+                "synthesizer" => "synthesizer:8001",
+                "scheduler" => "scheduler:8002",
+                other => panic!("unknown job {other}"),
+            };
+            replace(compose, &format!("127.0.0.1:{port}"));
+        }
+        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        for entry in std::fs::read_dir(repo().join("prometheus/rules")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(
+                &path,
+                dir.path().join("rules").join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "prometheus not found ({e}): scripts/test installs Debian's prometheus package"
+                )
+            });
+        Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    /// The series an instant query returns (an error when Prometheus refuses the query).
+    async fn query(&self, client: &reqwest::Client, expr: &str) -> Result<Vec<Value>, String> {
+        let url =
+            url::Url::parse_with_params(&format!("{}/api/v1/query", self.url), [("query", expr)])
+                .map_err(|e| e.to_string())?;
+        let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        if body["status"] != "success" {
+            return Err(body.to_string());
+        }
+        Ok(body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_scrapes_the_services_and_every_promql_of_the_dashboards_and_alerts_returns_series()
+ {
+    let stack = Stack::start().await;
+    let scheduler = stack
+        .scheduler(&[
+            ("GENERATE_SCHEDULE", "manual"),
+            ("GENERATE_CUSTOMERS_PER_RUN", "500"),
+            ("GENERATE_BATCH_SIZE", "250"),
+        ])
+        .await;
+    let prometheus = Prometheus::start(&[
+        ("classifier", stack.classifier_port),
+        ("synthesizer", stack.synthesizer_port),
+        ("scheduler", scheduler.port),
+    ]);
+    let client = &stack.client;
+    wait_until(Duration::from_secs(60), || async {
+        prometheus
+            .query(client, "up == 1")
+            .await
+            .is_ok_and(|series| series.len() == 3)
+    })
+    .await;
+
+    // Traffic on every service: generate runs call the synthesizer and the classifier and record job
+    // metrics; the scrapes themselves are requests to /metrics.
+    for _ in 0..2 {
+        let run = stack.run_job(&scheduler, "generate").await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+    }
+
+    let (_, dashboard_promql) = dashboard_queries();
+    let (_, alert_promql) = alert_queries();
+    let queries: Vec<Query> = dashboard_promql.into_iter().chain(alert_promql).collect();
+    assert!(queries.len() >= 15, "{} PromQL queries", queries.len());
+    // Rates need two scrapes after the traffic and recording rules an evaluation after that.
+    let empty = || async {
+        let mut empty = Vec::new();
+        for query in &queries {
+            match prometheus.query(client, &query.text).await {
+                Ok(series) if !series.is_empty() => {}
+                Ok(_) => empty.push(format!("{}: no series for {}", query.origin, query.text)),
+                Err(e) => empty.push(format!("{}: {} refused: {e}", query.origin, query.text)),
+            }
+        }
+        empty
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut missing = empty().await;
+    while !missing.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        missing = empty().await;
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+    let up = prometheus.query(client, "up").await.unwrap();
+    let jobs: BTreeSet<&str> = up
+        .iter()
+        .map(|s| s["metric"]["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        jobs,
+        BTreeSet::from(["classifier", "scheduler", "synthesizer"])
+    );
+    scheduler.stop().await;
+}

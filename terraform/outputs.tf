@@ -1,0 +1,30 @@
+output "external_ip" {
+  description = "The VM's static external address."
+  value       = google_compute_address.vm.address
+}
+
+output "ssh" {
+  description = "How to log in."
+  value       = "ssh ${var.ssh_user}@${google_compute_address.vm.address}"
+}
+
+output "urls" {
+  description = "Every UI and API the VM publishes (to allowed_source_ranges only)."
+  value = {
+    metabase       = "http://${google_compute_address.vm.address}:3000"
+    grafana        = "http://${google_compute_address.vm.address}:3001"
+    classifier_api = "http://${google_compute_address.vm.address}:8000/docs"
+    scheduler_api  = "http://${google_compute_address.vm.address}:8002/docs"
+    dbt_docs       = "http://${google_compute_address.vm.address}:8002/dbt/docs/static_index.html"
+  }
+}
+
+output "tunnels" {
+  description = "What listens on the VM's 127.0.0.1 only, through SSH: then http://127.0.0.1:9001 (MinIO console), :9090 (Prometheus), :5050 (pgAdmin, with the admin profile)."
+  value       = "ssh -N -L 9001:127.0.0.1:9001 -L 9090:127.0.0.1:9090 -L 5050:127.0.0.1:5050 ${var.ssh_user}@${google_compute_address.vm.address}"
+}
+
+output "logins" {
+  description = "Where the generated logins are: scripts/init-env wrote them on first boot to a root-only file."
+  value       = "ssh ${var.ssh_user}@${google_compute_address.vm.address} sudo cat /root/churn-logins.txt"
+}

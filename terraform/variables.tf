@@ -1,0 +1,121 @@
+# Inputs. Three have no default on purpose: the project, who may connect (allowed_source_ranges) and the
+# SSH key; nothing here opens the VM to the whole internet.
+
+variable "project_id" {
+  description = "The GCP project to create the VM in."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the subnetwork and the static address."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "zone" {
+  description = "Zone of the VM (inside region)."
+  type        = string
+  default     = "europe-west1-b"
+}
+
+variable "name" {
+  description = "Prefix of every resource's name."
+  type        = string
+  default     = "churn"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,20}$", var.name))
+    error_message = "name must be 1-21 lower-case letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "machine_type" {
+  description = "VM size. The whole stack (PostgreSQL, MinIO, three services, Prometheus, Grafana, Metabase's JVM) wants 4 vCPUs and 16 GB."
+  type        = string
+  default     = "e2-standard-4"
+}
+
+variable "disk_size_gb" {
+  description = "Boot disk size in GB: images, the PostgreSQL and MinIO volumes, Prometheus' samples."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.disk_size_gb >= 30
+    error_message = "disk_size_gb must be at least 30 (the images alone take about 5 GB)."
+  }
+}
+
+variable "disk_type" {
+  description = "Boot disk type."
+  type        = string
+  default     = "pd-balanced"
+}
+
+variable "allowed_source_ranges" {
+  description = "CIDR ranges allowed to reach SSH and the published ports (e.g. your office's or VPN's egress, [\"203.0.113.0/24\"]). Required; the whole internet (0.0.0.0/0, ::/0) is refused."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.allowed_source_ranges) > 0
+    error_message = "allowed_source_ranges must name at least one CIDR range."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.allowed_source_ranges : can(cidrhost(r, 0))])
+    error_message = "every entry of allowed_source_ranges must be a CIDR range such as 203.0.113.0/24."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.allowed_source_ranges : !contains(["0.0.0.0/0", "::/0"], r) && !endswith(r, "/0")])
+    error_message = "allowed_source_ranges must not contain a /0 range: that would open the VM to the whole internet."
+  }
+}
+
+variable "ssh_user" {
+  description = "The login that ssh_public_key is installed for."
+  type        = string
+  default     = "churn"
+}
+
+variable "ssh_public_key" {
+  description = "The OpenSSH public key (one line, e.g. the contents of ~/.ssh/id_ed25519.pub) allowed to log in as ssh_user. Password logins are off."
+  type        = string
+
+  validation {
+    condition     = can(regex("^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+", var.ssh_public_key))
+    error_message = "ssh_public_key must be one OpenSSH public key line (ssh-ed25519 …, ecdsa-sha2-… or ssh-rsa …)."
+  }
+}
+
+variable "repository_url" {
+  description = "The git repository of this project that the VM checks out (an https URL it can reach)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://", var.repository_url))
+    error_message = "repository_url must be an https:// URL."
+  }
+}
+
+variable "repository_ref" {
+  description = "The tag or commit the VM checks out (pinned: a branch would change under you)."
+  type        = string
+
+  validation {
+    condition     = length(var.repository_ref) > 0 && !contains(["main", "master", "HEAD"], var.repository_ref)
+    error_message = "repository_ref must be a tag or a commit, not a moving branch."
+  }
+}
+
+variable "subnet_cidr" {
+  description = "The VM's subnetwork."
+  type        = string
+  default     = "10.42.0.0/24"
+}
+
+variable "published_ports" {
+  description = "The ports docker-compose.yml publishes beyond 127.0.0.1 (Metabase, Grafana, classifier, scheduler). The firewall opens these and 22, to allowed_source_ranges only."
+  type        = list(number)
+  default     = [3000, 3001, 8000, 8002]
+}
