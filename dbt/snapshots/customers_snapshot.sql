@@ -4,9 +4,12 @@
     these columns with each customer's current row; a change closes the current row (dbt_valid_to) and
     opens a new one. Customers are never deleted, so hard deletes are ignored.
 
-    The warehouse has no updated_at on customers, so comparing is the only way to see an update. The
-    comparison is done here once, as a merge of two customer_id-ordered indexes, so that dbt's own
-    snapshot step only handles the new and changed customers instead of every customer twice.
+    Only customers written or changed since the last build can differ from their current row: churn.customers
+    keeps updated_at (set by a trigger when a later write changes a row) beside inserted_at, both indexed,
+    so a build compares just those with their current rows and dbt's own snapshot step only handles the new
+    and changed ones. The window reaches back snapshot_lookback_hours before the last build, so a write
+    whose transaction began before that build but committed after it is still seen. A full comparison of
+    every customer is one variable away (--vars '{snapshot_lookback_hours: null}').
 
     Downstream models read customers through this snapshot (its current rows), so one build sees one
     consistent set of customers however many the generate job adds meanwhile.
@@ -42,7 +45,16 @@
 {%- set existing = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) %}
 
 with
+{% if existing is not none and var('snapshot_lookback_hours') is not none %}
+-- the last build's time, less the lookback (a scalar subquery, so both index conditions can use it)
+changed_since as (
 
+    select coalesce(max(dbt_valid_from), '-infinity'::timestamptz)
+        - interval '{{ var("snapshot_lookback_hours") | int }} hours' as since
+    from {{ this }}
+
+),
+{% endif %}
 customers as (
 
     select
@@ -52,6 +64,10 @@ customers as (
         inserted_at
 
     from {{ ref('stg_churn__customers') }}
+    {%- if existing is not none and var('snapshot_lookback_hours') is not none %}
+    where inserted_at >= (select since from changed_since)
+        or updated_at >= (select since from changed_since)
+    {%- endif %}
 
 )
 

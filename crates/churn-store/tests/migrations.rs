@@ -159,3 +159,35 @@ async fn registry_and_ops_tables_refuse_inconsistent_rows() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_customer_s_updated_at_marks_real_changes_and_ignores_rewrites_with_the_same_values() {
+    let db = TestDb::new().await;
+    sqlx::query(VALID_CUSTOMER).execute(&db.pool).await.unwrap();
+    let updated_at = || async {
+        sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+            "select updated_at from churn.customers",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(updated_at().await, None, "a new customer is not an update");
+    // An upsert that writes the same values back is not a change.
+    sqlx::query("update churn.customers set tenure_months = tenure_months, churn_label = churn_label")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(updated_at().await, None);
+    sqlx::query("update churn.customers set contract = 'One year'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let first = updated_at().await.expect("a change sets updated_at");
+    sqlx::query("update churn.customers set churn_label = false")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let second = updated_at().await.expect("still set");
+    assert!(second > first, "a later change moves it: {first} then {second}");
+}

@@ -53,6 +53,7 @@ select
     churn_label as actual_churn_label,
 
     -- timestamps
-    inserted_at
+    inserted_at,
+    updated_at
 
 from {{ source('churn', 'customers') }}
