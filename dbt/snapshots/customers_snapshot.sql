@@ -44,17 +44,18 @@
 
 {%- set existing = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) %}
 
+{#- The window's start as a literal, read when the build runs, so that the planner estimates the few new
+    and changed customers from the columns' statistics and looks them up by index. -#}
+{%- set since = none -%}
+{%- if existing is not none and var('snapshot_lookback_hours') is not none and execute -%}
+    {%- set since = run_query(
+        "select (coalesce(max(dbt_valid_from), '-infinity'::timestamptz) - interval '"
+        ~ (var('snapshot_lookback_hours') | int) ~ " hours')::text from " ~ this
+    ).columns[0].values()[0] -%}
+{%- endif %}
+
 with
-{% if existing is not none and var('snapshot_lookback_hours') is not none %}
--- the last build's time, less the lookback (a scalar subquery, so both index conditions can use it)
-changed_since as (
 
-    select coalesce(max(dbt_valid_from), '-infinity'::timestamptz)
-        - interval '{{ var("snapshot_lookback_hours") | int }} hours' as since
-    from {{ this }}
-
-),
-{% endif %}
 customers as (
 
     select
@@ -64,9 +65,9 @@ customers as (
         inserted_at
 
     from {{ ref('stg_churn__customers') }}
-    {%- if existing is not none and var('snapshot_lookback_hours') is not none %}
-    where inserted_at >= (select since from changed_since)
-        or updated_at >= (select since from changed_since)
+    {%- if since is not none %}
+    where inserted_at >= '{{ since }}'::timestamptz
+        or updated_at >= '{{ since }}'::timestamptz
     {%- endif %}
 
 )

@@ -255,7 +255,9 @@ async fn new_customers_reach_the_incremental_fact_exactly_once_and_old_rows_keep
 
 #[tokio::test]
 async fn a_customer_whose_contract_changes_gets_a_second_snapshot_row_and_the_first_is_closed() {
-    let w = Warehouse::new(1500, |p| p).await;
+    // No lookback: every customer was written before the first build, so the second build can find the
+    // changed customer only through its updated_at.
+    let w = Warehouse::new(1500, |p| p.var("snapshot_lookback_hours", 0)).await;
     w.dbt
         .build(&BuildOptions::default(), &w.cancel)
         .await
