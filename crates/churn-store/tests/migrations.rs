@@ -174,10 +174,12 @@ async fn a_customer_s_updated_at_marks_real_changes_and_ignores_rewrites_with_th
     };
     assert_eq!(updated_at().await, None, "a new customer is not an update");
     // An upsert that writes the same values back is not a change.
-    sqlx::query("update churn.customers set tenure_months = tenure_months, churn_label = churn_label")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "update churn.customers set tenure_months = tenure_months, churn_label = churn_label",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(updated_at().await, None);
     sqlx::query("update churn.customers set contract = 'One year'")
         .execute(&db.pool)
@@ -189,5 +191,8 @@ async fn a_customer_s_updated_at_marks_real_changes_and_ignores_rewrites_with_th
         .await
         .unwrap();
     let second = updated_at().await.expect("still set");
-    assert!(second > first, "a later change moves it: {first} then {second}");
+    assert!(
+        second > first,
+        "a later change moves it: {first} then {second}"
+    );
 }
