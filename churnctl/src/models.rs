@@ -105,41 +105,19 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             registry,
         } => {
             let registry = registry.open().await?;
-            registry
-                .get(&name, version)
+            // Moving the champion is recorded as a manual decision, compare-and-set: if the champion
+            // moves between reading it and recording this, the decision is refused rather than
+            // overwriting a move made meanwhile.
+            let previous = registry
+                .point_alias_by_hand(
+                    &name,
+                    &alias,
+                    version,
+                    "promoted by hand with churnctl models promote",
+                    serde_json::json!({ "user": std::env::var("USER").unwrap_or_default() }),
+                )
                 .await
                 .context("the version to promote")?;
-            let previous = registry.by_alias(&name, &alias).await?.map(|v| v.version);
-            if alias != "champion" {
-                registry.set_alias(&name, &alias, version).await?;
-                println!(
-                    "{name}@{alias} -> version {version} (was {})",
-                    previous.map_or("unset".to_owned(), |v| v.to_string())
-                );
-                return Ok(());
-            }
-            // Compare-and-set: if the champion moves between reading it and recording this decision,
-            // the decision is refused rather than overwriting a move made meanwhile.
-            registry
-                .record_decision(
-                    &churn_registry::Decision {
-                        model_name: name.clone(),
-                        candidate_version: version,
-                        champion_version: previous,
-                        metric: "manual".to_owned(),
-                        candidate_score: None,
-                        champion_score: None,
-                        margin: 0.0,
-                        promoted: true,
-                        reason: "promoted by hand with churnctl models promote".to_owned(),
-                        evidence: serde_json::json!({
-                            "user": std::env::var("USER").unwrap_or_default(),
-                        }),
-                    },
-                    &alias,
-                    None,
-                )
-                .await?;
             println!(
                 "{name}@{alias} -> version {version} (was {})",
                 previous.map_or("unset".to_owned(), |v| v.to_string())

@@ -243,6 +243,41 @@ impl Registry {
         Ok(())
     }
 
+    /// Points `alias` at `version` by hand (`churnctl models promote`, the MLflow alias API) and returns
+    /// the version it pointed at before. Moving `champion` is a promotion: it is recorded as a manual
+    /// decision with `reason` and `evidence` (compare-and-set, like every decision), so the history
+    /// shows who moved it; any other alias just moves.
+    pub async fn point_alias_by_hand(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i32,
+        reason: &str,
+        evidence: Value,
+    ) -> Result<Option<i32>, Error> {
+        self.get(name, version).await?;
+        crate::registry::check_alias(alias)?;
+        let previous = self.by_alias(name, alias).await?.map(|v| v.version);
+        if alias != crate::mlflow::PROMOTION_ALIAS {
+            self.set_alias(name, alias, version).await?;
+            return Ok(previous);
+        }
+        let decision = Decision {
+            model_name: name.to_owned(),
+            candidate_version: version,
+            champion_version: previous,
+            metric: "manual".to_owned(),
+            candidate_score: None,
+            champion_score: None,
+            margin: 0.0,
+            promoted: true,
+            reason: reason.to_owned(),
+            evidence,
+        };
+        self.record_decision(&decision, alias, None).await?;
+        Ok(previous)
+    }
+
     /// The decisions about a model, newest first.
     pub async fn decisions(&self, model_name: &str) -> Result<Vec<Decision>, Error> {
         let rows: Vec<DecisionRow> = sqlx::query_as(

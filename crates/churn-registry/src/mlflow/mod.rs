@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::mlflow::filter::{
     Field, Filter, Order, SearchRequest, Searchable, Value, max_results, page_offset, paginate,
 };
-use crate::{Decision, Error, Registry};
+use crate::{Error, Registry};
 
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
@@ -781,33 +781,15 @@ pub async fn set_alias(
             name: name.to_owned(),
         })?;
     let number = parse_version(name, version)?;
-    registry.get(name, number).await?;
-    crate::registry::check_alias(alias)?;
-    let previous = registry.by_alias(name, alias).await?.map(|v| v.version);
-    if alias != PROMOTION_ALIAS {
-        registry.set_alias(name, alias, number).await?;
-        return Ok(previous);
-    }
     registry
-        .record_decision(
-            &Decision {
-                model_name: name.to_owned(),
-                candidate_version: number,
-                champion_version: previous,
-                metric: "manual".to_owned(),
-                candidate_score: None,
-                champion_score: None,
-                margin: 0.0,
-                promoted: true,
-                reason: "promoted by hand through the MLflow API (set_registered_model_alias)"
-                    .to_owned(),
-                evidence: serde_json::json!({ "via": "mlflow", "actor": actor }),
-            },
+        .point_alias_by_hand(
+            name,
             alias,
-            None,
+            number,
+            "promoted by hand through the MLflow API (set_registered_model_alias)",
+            serde_json::json!({ "via": "mlflow", "actor": actor }),
         )
-        .await?;
-    Ok(previous)
+        .await
 }
 
 /// `registered-models/alias` (DELETE). [`PROMOTION_ALIAS`] cannot be deleted (the classifier serves
