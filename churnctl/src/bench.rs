@@ -348,9 +348,8 @@ async fn copy_ceiling(
         let customers: Vec<(uuid::Uuid, Customer)> = rows
             .iter()
             .map(|r| {
-                let id = ulids.generate().unwrap_or_else(|_| ulid::Ulid::generate());
                 (
-                    uuid::Uuid::from_bytes(id.to_bytes()),
+                    churn_store::warehouse::next_customer_id(&mut ulids),
                     sampler.to_customer(r),
                 )
             })
@@ -917,9 +916,8 @@ async fn bench_metrics(
                 .sample(n as u64, 1_000 + batch_no, 2)
                 .iter()
                 .map(|r| {
-                    let id = ulids.generate().unwrap_or_else(|_| ulid::Ulid::generate());
                     (
-                        uuid::Uuid::from_bytes(id.to_bytes()),
+                        churn_store::warehouse::next_customer_id(&mut ulids),
                         sampler.to_customer(r),
                     )
                 })

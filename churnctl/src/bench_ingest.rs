@@ -119,8 +119,7 @@ fn copy_payload(file: &Path, out: &Path) -> anyhow::Result<()> {
         Ok(())
     };
     for row in reader {
-        let id = ids.generate().unwrap_or_else(|_| ulid::Ulid::generate());
-        chunk.push((row?, uuid::Uuid::from_bytes(id.to_bytes())));
+        chunk.push((row?, churn_store::warehouse::next_customer_id(&mut ids)));
         if chunk.len() == 10_000 {
             flush(&mut chunk)?;
         }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use churn_config::{DatabaseConfig, ObjectStoreConfig, ObjectStoreUrl};
+use churn_config::ObjectStoreUrl;
 use churn_ingest::{IngestOptions, Ingestor, Outcome, Summary};
 use churn_store::ObjectStoreHandle;
 use clap::Args;
@@ -78,16 +78,7 @@ async fn upload(objects: &ObjectStoreHandle, file: &PathBuf) -> anyhow::Result<S
 }
 
 pub async fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
-    let env = args.store.env();
-    let database = DatabaseConfig::from_env(&env)?;
-    churn_store::migrate(database.url.expose())
-        .await
-        .with_context(|| format!("DATABASE_URL {}", database.url))?;
-    let pool = churn_store::connect(database.url.expose(), 4)
-        .await
-        .with_context(|| format!("DATABASE_URL {}", database.url))?;
-    let objects = ObjectStoreConfig::from_env(&env)?;
-    let handle = ObjectStoreHandle::open(&objects.url, &objects.s3).context("OBJECT_STORE_URL")?;
+    let (pool, handle, objects) = args.store.connect().await?;
     let key = if args.file.starts_with("s3://") {
         key_in_store(&args.file, &objects.url)?
     } else {

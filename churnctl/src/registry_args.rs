@@ -33,6 +33,14 @@ impl RegistryArgs {
 
     /// Connects, applies pending migrations and opens the object store.
     pub async fn open(&self) -> anyhow::Result<Registry> {
+        let (pool, objects, _) = self.connect().await?;
+        Ok(Registry::new(pool, objects))
+    }
+
+    /// The database (migrated) and the object store these flags name, with the store's configuration.
+    pub async fn connect(
+        &self,
+    ) -> anyhow::Result<(sqlx::PgPool, ObjectStoreHandle, ObjectStoreConfig)> {
         let env = self.env();
         let database = DatabaseConfig::from_env(&env)?;
         churn_store::migrate(database.url.expose())
@@ -41,10 +49,10 @@ impl RegistryArgs {
         let pool = churn_store::connect(database.url.expose(), 4)
             .await
             .with_context(|| format!("DATABASE_URL {}", database.url))?;
-        let objects = ObjectStoreConfig::from_env(&env)?;
+        let config = ObjectStoreConfig::from_env(&env)?;
         let objects =
-            ObjectStoreHandle::open(&objects.url, &objects.s3).context("OBJECT_STORE_URL")?;
-        Ok(Registry::new(pool, objects))
+            ObjectStoreHandle::open(&config.url, &config.s3).context("OBJECT_STORE_URL")?;
+        Ok((pool, objects, config))
     }
 }
 

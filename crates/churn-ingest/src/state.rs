@@ -115,7 +115,13 @@ pub(crate) async fn commit_batch(
                 .as_deref()
                 .is_none_or(|id| last_of.get(id) == Some(i))
         })
-        .map(|(_, row)| (next_id(ids), &row.customer, row.external_id.as_deref()))
+        .map(|(_, row)| {
+            (
+                churn_store::warehouse::next_customer_id(ids),
+                &row.customer,
+                row.external_id.as_deref(),
+            )
+        })
         .collect();
     let written = churn_store::warehouse::upsert_ingested(&mut tx, &writes).await?;
 
@@ -199,10 +205,4 @@ pub(crate) async fn rejected_by_reason(
     .bind(file_id)
     .fetch_all(pool)
     .await?)
-}
-
-fn next_id(ids: &mut ulid::Generator) -> Uuid {
-    // Monotonic within a millisecond; should the generator ever overflow, a fresh ULID is still unique.
-    let id = ids.generate().unwrap_or_else(|_| ulid::Ulid::generate());
-    Uuid::from_bytes(id.to_bytes())
 }

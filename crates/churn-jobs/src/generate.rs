@@ -299,7 +299,7 @@ impl Generate {
                 item.predicted_churn_label,
             ) {
                 (ItemStatus::Ok, Some(p), Some(label)) => {
-                    let id = next_id(ulids);
+                    let id = churn_store::warehouse::next_customer_id(ulids);
                     classifications.push(Classification {
                         customer_id: id,
                         model_name: prediction.model_name.clone(),
@@ -506,13 +506,6 @@ impl Generate {
             }),
         })
     }
-}
-
-fn next_id(ulids: &mut ulid::Generator) -> Uuid {
-    // Monotonic within a millisecond; overflowing (2^80 ids in one millisecond) cannot happen in practice,
-    // and a fresh id is still unique then.
-    let id = ulids.generate().unwrap_or_else(|_| ulid::Ulid::generate());
-    Uuid::from_bytes(id.to_bytes())
 }
 
 impl Job for Generate {

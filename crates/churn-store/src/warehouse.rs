@@ -9,6 +9,14 @@ use uuid::Uuid;
 
 use crate::Error;
 
+/// The next customer id: a ULID (time-ordered, so customers sort by arrival) stored as a uuid. Monotonic
+/// within a millisecond for one generator; should it ever overflow (2^80 ids in one millisecond), a fresh
+/// ULID is still unique.
+pub fn next_customer_id(ids: &mut ulid::Generator) -> Uuid {
+    let id = ids.generate().unwrap_or_else(|_| ulid::Ulid::generate());
+    Uuid::from_bytes(id.to_bytes())
+}
+
 /// Where a customer came from (`churn.customers.source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
