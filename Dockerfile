@@ -10,6 +10,8 @@ WORKDIR /src
 # The cargo registry and target folder are cache mounts kept between builds: a rebuild compiles only what
 # changed. (scripts/compose-smoke replaces this stage with host-built binaries: no rust image here.)
 COPY . .
+# Queries are checked against the committed .sqlx/ (no database during the build).
+ENV SQLX_OFFLINE=true
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p synthesizer -p classifier -p scheduler -p churnctl \

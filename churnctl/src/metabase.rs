@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use churn_config::Secret;
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -33,12 +34,12 @@ pub struct ProvisionArgs {
     pub url: String,
     /// An API key (Admin › Authentication › API keys); otherwise the admin's email and password.
     #[arg(long, env = "METABASE_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// The admin's email: created on a fresh Metabase (first-run setup), signed in with otherwise.
     #[arg(long, env = "METABASE_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
     #[arg(long, env = "METABASE_ADMIN_PASSWORD", hide_env_values = true)]
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     /// The warehouse's host as Metabase reaches it.
     #[arg(long, env = "METABASE_WAREHOUSE_HOST", default_value = "postgres")]
     pub warehouse_host: String,
@@ -48,7 +49,7 @@ pub struct ProvisionArgs {
     pub warehouse_db: String,
     /// The password of churn_readonly.
     #[arg(long, env = "READONLY_DB_PASSWORD", hide_env_values = true)]
-    pub readonly_password: String,
+    pub readonly_password: Secret,
     /// Send the connection details even when the visible ones are unchanged (Metabase never returns
     /// the password, so a changed password cannot be seen).
     #[arg(long)]
@@ -122,11 +123,11 @@ async fn sign_in(args: &ProvisionArgs, http: reqwest::Client) -> anyhow::Result<
         base,
         auth: None,
     };
-    if let Some(key) = args.api_key.as_ref().filter(|k| !k.is_empty()) {
-        metabase.auth = Some(("x-api-key", key.clone()));
+    if let Some(key) = args.api_key.as_ref().map(Secret::expose).filter(|k| !k.is_empty()) {
+        metabase.auth = Some(("x-api-key", key.to_owned()));
         return Ok(metabase);
     }
-    let (Some(email), Some(password)) = (&args.admin_email, &args.admin_password) else {
+    let (Some(email), Some(password)) = (&args.admin_email, args.admin_password.as_ref().map(Secret::expose)) else {
         bail!(
             "METABASE_API_KEY is unset, and so is METABASE_ADMIN_EMAIL or METABASE_ADMIN_PASSWORD: \
              set an API key, or the admin's email and password"
@@ -214,7 +215,7 @@ pub async fn provision(args: &ProvisionArgs) -> anyhow::Result<Vec<String>> {
     let db_name = spec["database"]["name"].as_str().context("database.name")?;
     let details = json!({
         "host": args.warehouse_host, "port": args.warehouse_port, "dbname": args.warehouse_db,
-        "user": READONLY_ROLE, "password": args.readonly_password, "ssl": false,
+        "user": READONLY_ROLE, "password": args.readonly_password.expose(), "ssl": false,
     });
     let databases = list(metabase.call(Method::GET, "/api/database", None).await?);
     let database_id = match find_by_name(&databases, db_name) {

@@ -12,6 +12,11 @@ use crate::types::{
     TriggeredRun,
 };
 
+/// What `Debug` shows of a credential: whether there is one, never its value.
+fn redacted(secret: Option<&String>) -> Option<&'static str> {
+    secret.map(|_| "[redacted]")
+}
+
 /// A failed call to another service.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -215,12 +220,21 @@ impl SynthesizerClient {
     }
 }
 
-/// A client of the classifier service.
-#[derive(Debug, Clone)]
+/// A client of the classifier service (its `Debug` never shows the API key).
+#[derive(Clone)]
 pub struct ClassifierClient {
     base: url::Url,
     http: reqwest::Client,
     api_key: Option<String>,
+}
+
+impl std::fmt::Debug for ClassifierClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClassifierClient")
+            .field("base", &self.base.as_str())
+            .field("api_key", &redacted(self.api_key.as_ref()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClassifierClient {
@@ -315,12 +329,21 @@ impl ClassifierClient {
     }
 }
 
-/// A client of the scheduler's job API (`churnctl jobs` uses it).
-#[derive(Debug, Clone)]
+/// A client of the scheduler's job API (`churnctl jobs` uses it; its `Debug` never shows the token).
+#[derive(Clone)]
 pub struct SchedulerClient {
     base: url::Url,
     http: reqwest::Client,
     admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for SchedulerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerClient")
+            .field("base", &self.base.as_str())
+            .field("admin_token", &redacted(self.admin_token.as_ref()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl SchedulerClient {
@@ -397,4 +420,22 @@ impl SchedulerClient {
 /// Whether a status means "no such thing" (for callers that treat it as absence).
 pub fn is_not_found(error: &ClientError) -> bool {
     matches!(error, ClientError::Status { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_a_client_never_shows_its_key_or_token() {
+        let base = url::Url::parse("http://127.0.0.1:8000").expect("a valid url");
+        let key = "0123456789abcdef-secret-key".to_owned();
+        let classifier = ClassifierClient::new(base.clone(), Some(key.clone()), Duration::from_secs(1));
+        let scheduler = SchedulerClient::new(base, Some(key.clone()), Duration::from_secs(1));
+        for shown in [format!("{classifier:?}"), format!("{scheduler:?}")] {
+            assert!(!shown.contains(&key), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+            assert!(shown.contains("127.0.0.1:8000"), "{shown}");
+        }
+    }
 }

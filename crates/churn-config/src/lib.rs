@@ -25,7 +25,8 @@ pub use objects::{ObjectStoreUrl, S3Options};
 pub use secret::{DatabaseUrl, Secret};
 pub use seed::{SEED_DATA_ENV, seed_data_path};
 pub use services::{
-    ClassifierConfig, DbtSettings, GenerateSettings, IngestSettings, JobSchedule, JobSettings,
+    ClassifierConfig, DEFAULT_GENERATE_BATCH_SIZE, DEFAULT_GENERATE_RATE, DEFAULT_PREDICT_MAX_BATCH,
+    DbtSettings, GenerateSettings, IngestSettings, JobSchedule, JobSettings,
     SchedulerConfig, SynthesizerConfig,
 };
 
@@ -122,6 +123,22 @@ mod tests {
             .expect_err("0 rows")
             .to_string();
         assert!(err.starts_with("SYNTHESIZE_MAX_ROWS"), "{err}");
+    }
+
+    #[test]
+    fn a_generate_batch_larger_than_the_classifiers_batch_limit_is_refused_naming_both() {
+        let err = SchedulerConfig::from_env(&Env::from_pairs([
+            ("GENERATE_BATCH_SIZE", "500"),
+            ("PREDICT_MAX_BATCH", "200"),
+        ]))
+        .expect_err("500 > 200")
+        .to_string();
+        assert!(err.starts_with("GENERATE_BATCH_SIZE"), "{err}");
+        assert!(err.contains("PREDICT_MAX_BATCH (200)"), "{err}");
+        let env = Env::from_pairs([("GENERATE_BATCH_SIZE", "200"), ("PREDICT_MAX_BATCH", "200")]);
+        assert_eq!(SchedulerConfig::from_env(&env).expect("equal fits").generate.batch_size, 200);
+        let defaults = SchedulerConfig::from_env(&Env::from_pairs::<&str, &str>([])).expect("defaults");
+        assert_eq!(defaults.generate.rate, DEFAULT_GENERATE_RATE);
     }
 
     #[test]

@@ -17,6 +17,15 @@ impl Secret {
     }
 }
 
+/// Parsing cannot fail: it lets a command-line flag (clap) hold a secret without it ever printing.
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(value))
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")

@@ -6,6 +6,20 @@ use std::time::Duration;
 use crate::common::{CLASSIFIER_PORT, MIN_TOKEN_LEN, SCHEDULER_PORT, SYNTHESIZER_PORT};
 use crate::{ConfigError, Env, Secret, ServiceConfig};
 
+/// PREDICT_MAX_BATCH's default: the most customers in one `POST /predict/batch`.
+pub const DEFAULT_PREDICT_MAX_BATCH: usize = 1000;
+/// GENERATE_BATCH_SIZE's default: customers per generate batch.
+pub const DEFAULT_GENERATE_BATCH_SIZE: usize = 1000;
+/// GENERATE_RATE's default: customers per second in continuous mode (the one default; the generate job's
+/// own `Default` uses it too).
+pub const DEFAULT_GENERATE_RATE: f64 = 100.0;
+
+/// PREDICT_MAX_BATCH, read the same way by the classifier (which enforces it) and the scheduler (whose
+/// generate batches must fit in it).
+fn predict_max_batch(env: &Env) -> Result<usize, ConfigError> {
+    env.number_in("PREDICT_MAX_BATCH", DEFAULT_PREDICT_MAX_BATCH, 1..=100_000)
+}
+
 /// The classifier's settings.
 #[derive(Debug, Clone)]
 pub struct ClassifierConfig {
@@ -32,7 +46,7 @@ impl ClassifierConfig {
         Ok(Self {
             service: ServiceConfig::from_env(env, Self::PORT_VAR, CLASSIFIER_PORT)?,
             model: env.get("CLASSIFIER_MODEL").map(|m| m.trim().to_owned()),
-            max_batch: env.number_in("PREDICT_MAX_BATCH", 1000usize, 1..=100_000)?,
+            max_batch: predict_max_batch(env)?,
             api_key: env.secret("PREDICT_API_KEY", MIN_TOKEN_LEN)?,
             poll: Duration::from_secs(env.number_in("MODEL_POLL_SECS", 5u64, 1..=3600)?),
             shadow_model: env
@@ -184,8 +198,12 @@ impl GenerateSettings {
                     retry_delay: Duration::from_secs(5),
                 },
             )?,
-            batch_size: env.number_in("GENERATE_BATCH_SIZE", 1000usize, 1..=10_000)?,
-            rate: env.number_in("GENERATE_RATE", 100.0f64, 0.0..=1_000_000.0)?,
+            batch_size: env.number_in(
+                "GENERATE_BATCH_SIZE",
+                DEFAULT_GENERATE_BATCH_SIZE,
+                1..=10_000,
+            )?,
+            rate: env.number_in("GENERATE_RATE", DEFAULT_GENERATE_RATE, 0.0..=1_000_000.0)?,
             customers_per_run: env.number_in(
                 "GENERATE_CUSTOMERS_PER_RUN",
                 1000u64,
@@ -311,6 +329,19 @@ impl SchedulerConfig {
     pub const PORT_VAR: &'static str = "SCHEDULER_PORT";
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let generate = GenerateSettings::from_env(env)?;
+        // A generate batch is one POST /predict/batch: a larger one would fail every time, at run time.
+        let max_batch = predict_max_batch(env)?;
+        if generate.batch_size > max_batch {
+            return Err(ConfigError::invalid(
+                "GENERATE_BATCH_SIZE",
+                &generate.batch_size.to_string(),
+                format!(
+                    "it must be at most PREDICT_MAX_BATCH ({max_batch}): each batch is one \
+                     POST /predict/batch; lower GENERATE_BATCH_SIZE or raise PREDICT_MAX_BATCH"
+                ),
+            ));
+        }
         Ok(Self {
             service: ServiceConfig::from_env(env, Self::PORT_VAR, SCHEDULER_PORT)?,
             seed_data: crate::seed::seed_data_path(env),
@@ -320,7 +351,7 @@ impl SchedulerConfig {
                 0..=86_400,
             )?),
             predict_api_key: env.secret("PREDICT_API_KEY", MIN_TOKEN_LEN)?,
-            generate: GenerateSettings::from_env(env)?,
+            generate,
             dbt: DbtSettings::from_env(env)?,
             metrics: crate::MetricsSettings::from_env(env)?,
             drift: crate::DriftSettings::from_env(env)?,

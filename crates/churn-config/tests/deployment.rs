@@ -150,6 +150,18 @@ fn looks_secret(name: &str) -> bool {
 }
 
 #[test]
+fn sample_env_defines_each_variable_once() {
+    let mut seen = BTreeSet::new();
+    let twice: Vec<String> = repo_file("sample.env")
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name.trim().to_owned()))
+        .filter(|name| !seen.insert(name.clone()))
+        .collect();
+    assert!(twice.is_empty(), "defined more than once in sample.env: {twice:?}");
+}
+
+#[test]
 fn every_variable_a_service_reads_is_in_sample_env_and_passed_to_it_by_compose() {
     let services = compose();
     let sample = sample_env();

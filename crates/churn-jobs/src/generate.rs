@@ -56,9 +56,9 @@ pub struct GenerateParams {
 impl Default for GenerateParams {
     fn default() -> Self {
         Self {
-            batch_size: 1000,
+            batch_size: churn_config::DEFAULT_GENERATE_BATCH_SIZE,
             mode: GenerateMode::Continuous {
-                rate: 10.0,
+                rate: churn_config::DEFAULT_GENERATE_RATE,
                 run_length: Duration::from_secs(60),
             },
             in_flight: 2,
@@ -136,13 +136,18 @@ pub enum GenerateError {
     Database(#[from] churn_store::Error),
     #[error("{0}")]
     Inconsistent(String),
+    /// A dependency was down the whole run; the next attempt may find it back.
+    #[error("no customer was written: {last_error}")]
+    NothingWritten { last_error: String },
 }
 
 impl From<GenerateError> for JobError {
     fn from(e: GenerateError) -> Self {
         match &e {
             GenerateError::Service(c) if c.is_retryable() => JobError::Retryable(e.to_string()),
-            GenerateError::Database(_) => JobError::Retryable(e.to_string()),
+            GenerateError::Database(_) | GenerateError::NothingWritten { .. } => {
+                JobError::Retryable(e.to_string())
+            }
             _ => JobError::Fatal(e.to_string()),
         }
     }
@@ -490,9 +495,7 @@ impl Generate {
             && let Some(e) = dependency_error.clone()
         {
             // Nothing written because a service was down the whole run: that is a failed run.
-            return Err(GenerateError::Inconsistent(format!(
-                "no customer was written: {e}"
-            )));
+            return Err(GenerateError::NothingWritten { last_error: e });
         }
         Ok(Outcome {
             rows: written as i64,
@@ -511,12 +514,7 @@ impl Generate {
 impl Job for Generate {
     fn run(&self, ctx: RunContext) -> BoxFuture<'_, Result<Outcome, JobError>> {
         Box::pin(async move {
-            self.run_inner(ctx).await.map_err(|e| match &e {
-                GenerateError::Inconsistent(m) if m.starts_with("no customer") => {
-                    JobError::Retryable(e.to_string())
-                }
-                _ => e.into(),
-            })
+            self.run_inner(ctx).await.map_err(JobError::from)
         })
     }
 }
