@@ -123,11 +123,19 @@ async fn sign_in(args: &ProvisionArgs, http: reqwest::Client) -> anyhow::Result<
         base,
         auth: None,
     };
-    if let Some(key) = args.api_key.as_ref().map(Secret::expose).filter(|k| !k.is_empty()) {
+    if let Some(key) = args
+        .api_key
+        .as_ref()
+        .map(Secret::expose)
+        .filter(|k| !k.is_empty())
+    {
         metabase.auth = Some(("x-api-key", key.to_owned()));
         return Ok(metabase);
     }
-    let (Some(email), Some(password)) = (&args.admin_email, args.admin_password.as_ref().map(Secret::expose)) else {
+    let (Some(email), Some(password)) = (
+        &args.admin_email,
+        args.admin_password.as_ref().map(Secret::expose),
+    ) else {
         bail!(
             "METABASE_API_KEY is unset, and so is METABASE_ADMIN_EMAIL or METABASE_ADMIN_PASSWORD: \
              set an API key, or the admin's email and password"

@@ -430,7 +430,8 @@ mod tests {
     fn debug_output_of_a_client_never_shows_its_key_or_token() {
         let base = url::Url::parse("http://127.0.0.1:8000").expect("a valid url");
         let key = "0123456789abcdef-secret-key".to_owned();
-        let classifier = ClassifierClient::new(base.clone(), Some(key.clone()), Duration::from_secs(1));
+        let classifier =
+            ClassifierClient::new(base.clone(), Some(key.clone()), Duration::from_secs(1));
         let scheduler = SchedulerClient::new(base, Some(key.clone()), Duration::from_secs(1));
         for shown in [format!("{classifier:?}"), format!("{scheduler:?}")] {
             assert!(!shown.contains(&key), "{shown}");

@@ -25,9 +25,9 @@ pub use objects::{ObjectStoreUrl, S3Options};
 pub use secret::{DatabaseUrl, Secret};
 pub use seed::{SEED_DATA_ENV, seed_data_path};
 pub use services::{
-    ClassifierConfig, DEFAULT_GENERATE_BATCH_SIZE, DEFAULT_GENERATE_RATE, DEFAULT_PREDICT_MAX_BATCH,
-    DbtSettings, GenerateSettings, IngestSettings, JobSchedule, JobSettings,
-    SchedulerConfig, SynthesizerConfig,
+    ClassifierConfig, DEFAULT_GENERATE_BATCH_SIZE, DEFAULT_GENERATE_RATE,
+    DEFAULT_PREDICT_MAX_BATCH, DbtSettings, GenerateSettings, IngestSettings, JobSchedule,
+    JobSettings, SchedulerConfig, SynthesizerConfig,
 };
 
 #[cfg(test)]
@@ -136,8 +136,15 @@ mod tests {
         assert!(err.starts_with("GENERATE_BATCH_SIZE"), "{err}");
         assert!(err.contains("PREDICT_MAX_BATCH (200)"), "{err}");
         let env = Env::from_pairs([("GENERATE_BATCH_SIZE", "200"), ("PREDICT_MAX_BATCH", "200")]);
-        assert_eq!(SchedulerConfig::from_env(&env).expect("equal fits").generate.batch_size, 200);
-        let defaults = SchedulerConfig::from_env(&Env::from_pairs::<&str, &str>([])).expect("defaults");
+        assert_eq!(
+            SchedulerConfig::from_env(&env)
+                .expect("equal fits")
+                .generate
+                .batch_size,
+            200
+        );
+        let defaults =
+            SchedulerConfig::from_env(&Env::from_pairs::<&str, &str>([])).expect("defaults");
         assert_eq!(defaults.generate.rate, DEFAULT_GENERATE_RATE);
     }
 

@@ -158,7 +158,10 @@ fn sample_env_defines_each_variable_once() {
         .filter_map(|line| line.split_once('=').map(|(name, _)| name.trim().to_owned()))
         .filter(|name| !seen.insert(name.clone()))
         .collect();
-    assert!(twice.is_empty(), "defined more than once in sample.env: {twice:?}");
+    assert!(
+        twice.is_empty(),
+        "defined more than once in sample.env: {twice:?}"
+    );
 }
 
 #[test]

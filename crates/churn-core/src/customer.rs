@@ -508,7 +508,7 @@ impl Customer {
     pub fn from_json_map(map: &Map<String, Value>) -> Result<Customer, ValidationErrors> {
         let mut slots: [Option<(&str, &Value)>; Field::ALL.len()] = [None; Field::ALL.len()];
         let mut errors = Vec::new();
-        let mut unknown = crate::json_input::UnknownKeys::default();
+        let mut unknown = crate::validation::UnknownKeys::default();
         for (key, value) in map {
             match Field::lookup(key) {
                 Key::Field(field) => {

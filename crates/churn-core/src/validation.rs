@@ -82,3 +82,61 @@ impl std::fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+/// Unknown keys echoed in a record's errors, at most: a body of thousands of unknown keys gets a short
+/// answer, not a copy of itself.
+pub const MAX_ECHOED_UNKNOWN_KEYS: usize = 16;
+/// Longest value (in characters) echoed for an unknown key; longer ones are cut.
+const MAX_ECHOED_VALUE_CHARS: usize = 64;
+
+/// Collects unknown-key errors, listing the first [`MAX_ECHOED_UNKNOWN_KEYS`] with short values and
+/// counting the rest.
+#[derive(Debug, Default)]
+pub(crate) struct UnknownKeys {
+    listed: usize,
+    more: usize,
+}
+
+impl UnknownKeys {
+    pub(crate) fn push(&mut self, errors: &mut Vec<FieldError>, key: &str, value: Value) {
+        if self.listed == MAX_ECHOED_UNKNOWN_KEYS {
+            self.more += 1;
+            return;
+        }
+        self.listed += 1;
+        let mut key = key.to_owned();
+        if key.chars().count() > MAX_ECHOED_VALUE_CHARS {
+            key = key.chars().take(MAX_ECHOED_VALUE_CHARS).collect::<String>() + "…";
+        }
+        errors.push(FieldError::new(
+            key,
+            echo(value),
+            "is not a customer field (expected snake_case names such as tenure_months)",
+        ));
+    }
+
+    pub(crate) fn finish(self, errors: &mut Vec<FieldError>) {
+        if self.more > 0 {
+            errors.push(FieldError::new(
+                "$",
+                Value::from(self.more),
+                format!(
+                    "more unknown keys were given than are listed here ({} listed, {} more)",
+                    self.listed, self.more
+                ),
+            ));
+        }
+    }
+}
+
+/// A short stand-in for an echoed value: long strings are cut, arrays and objects summarized.
+fn echo(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.chars().count() > MAX_ECHOED_VALUE_CHARS => {
+            Value::String(s.chars().take(MAX_ECHOED_VALUE_CHARS).collect::<String>() + "…")
+        }
+        Value::Array(items) => Value::String(format!("<array of {}>", items.len())),
+        Value::Object(map) => Value::String(format!("<object of {} keys>", map.len())),
+        other => other,
+    }
+}

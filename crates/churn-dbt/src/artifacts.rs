@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::Error;
-use crate::results::{FreshnessStatus, NodeStatus};
+use crate::status::{FreshnessStatus, NodeStatus};
 
 /// The `metadata` block both artifacts share.
 #[derive(Debug, Clone, Deserialize)]

@@ -29,6 +29,7 @@ mod process;
 mod record;
 mod results;
 mod runner;
+mod status;
 
 pub use connection::ConnectionEnv;
 pub use outcome::{DbtOutcome, Failure};

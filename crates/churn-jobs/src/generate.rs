@@ -513,8 +513,6 @@ impl Generate {
 
 impl Job for Generate {
     fn run(&self, ctx: RunContext) -> BoxFuture<'_, Result<Outcome, JobError>> {
-        Box::pin(async move {
-            self.run_inner(ctx).await.map_err(JobError::from)
-        })
+        Box::pin(async move { self.run_inner(ctx).await.map_err(JobError::from) })
     }
 }

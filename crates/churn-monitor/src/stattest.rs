@@ -3,7 +3,7 @@
 //!
 //! Two kinds of input: aligned counts (both sides' counts over the union of their values, ordered by
 //! value) for the value-count tests, and [`NumericSummary`]s for the tests on the numbers themselves.
-//! Kolmogorov–Smirnov lives in [`crate::ks`].
+//! Kolmogorov–Smirnov lives in its own module (`ks`), which builds on this one.
 
 use libm::{erf, erfc};
 use statrs::distribution::{ChiSquared, ContinuousCDF};

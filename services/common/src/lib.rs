@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod server;

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::server::UNLIMITED_ROUTES;
+use crate::limits::UNLIMITED_ROUTES;
 
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",

@@ -61,6 +61,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::error::ApiError;
+use crate::limits::UNLIMITED_ROUTES;
 use crate::metrics::track_http;
 use churn_config::{CommonConfig, Limits, ServiceConfig};
 use churn_store::ObjectStoreHandle;
@@ -213,9 +214,6 @@ where
         .layer(SetRequestIdLayer::new(REQUEST_ID, CountedIds::new()));
     (router, openapi)
 }
-
-/// Routes that must answer even when the service is saturated: probes and scrapes.
-pub const UNLIMITED_ROUTES: [&str; 3] = ["/health", "/ready", "/metrics"];
 
 /// Admits a request when a slot is free; otherwise sheds it at once with 503 and `Retry-After`, so a
 /// saturated service answers quickly instead of queueing without bound.
