@@ -343,7 +343,7 @@ impl Runner {
             let wait = match ops::is_paused(&self.inner.pool, name).await {
                 Ok(true) => Some(Duration::from_secs(1)),
                 Ok(false) => match self.run_now(name, Trigger::Schedule).await {
-                    Ok(run) if run.status == RunStatus::Failed.as_str() => {
+                    Ok(run) if run.status == RunStatus::Failed => {
                         let wait = backoff;
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                         Some(wait)

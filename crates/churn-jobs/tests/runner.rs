@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use churn_jobs::{
-    Job, JobError, JobSpec, Outcome, RunContext, Runner, RunnerError, Schedule, Trigger,
+    Job, JobError, JobSpec, Outcome, RunContext, RunStatus, Runner, RunnerError, Schedule, Trigger,
 };
 use churn_testkit::TestDb;
 use futures::future::BoxFuture;
@@ -93,10 +93,10 @@ async fn a_failing_attempt_is_retried_with_back_off_and_the_run_records_every_at
         )],
     );
     let run = runner.run_now("flaky", Trigger::Manual).await.unwrap();
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(run.attempt, 3);
     assert_eq!(run.rows_affected, Some(42));
-    assert_eq!(run.trigger, "manual");
+    assert_eq!(run.trigger, Trigger::Manual);
     assert_eq!(run.host.as_deref(), Some("test"));
     assert_eq!(
         run.details.0["failed_attempts"].as_array().unwrap().len(),
@@ -122,7 +122,7 @@ async fn a_failing_attempt_is_retried_with_back_off_and_the_run_records_every_at
         )],
     );
     let run = runner.run_now("hopeless", Trigger::Schedule).await.unwrap();
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.attempt, 2);
     assert_eq!(run.error.as_deref(), Some("attempt 2 failed"));
 }
@@ -168,7 +168,7 @@ async fn an_attempt_past_its_timeout_is_cut_and_the_run_fails_saying_so() {
     let started = Instant::now();
     let run = runner.run_now("slow", Trigger::Manual).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.unwrap().contains("timeout"));
 }
 
@@ -190,12 +190,15 @@ async fn a_job_runs_at_most_once_at_a_time_across_runners() {
     // A tick that finds the job busy records nothing.
     b.tick("slow").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let runs: Vec<(uuid::Uuid, String)> =
-        sqlx::query_as("select job_run_id, status from ops.job_runs")
+    let runs: Vec<(uuid::Uuid, RunStatus)> =
+        sqlx::query!(r#"select job_run_id, status as "status: RunStatus" from ops.job_runs"#)
             .fetch_all(&db.pool)
             .await
-            .unwrap();
-    assert_eq!(runs, vec![(first, "succeeded".to_owned())]);
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.job_run_id, r.status))
+            .collect();
+    assert_eq!(runs, vec![(first, RunStatus::Succeeded)]);
     // Once it is over, the other runner may run it.
     let second = b.run_now("slow", Trigger::Manual).await.unwrap();
     assert_eq!(second.host.as_deref(), Some("replica-b"));
@@ -205,10 +208,11 @@ async fn a_job_runs_at_most_once_at_a_time_across_runners() {
 async fn a_run_left_running_by_a_dead_scheduler_is_closed_as_abandoned_but_a_live_one_is_not() {
     let db = TestDb::new().await;
     let dead = uuid::Uuid::new_v4();
-    sqlx::query(
-        "insert into ops.job_runs (job_run_id, job_name, status, started_at) values ($1, 'slow', 'running', now() - interval '1 hour')",
+    sqlx::query!(
+        "insert into ops.job_runs (job_run_id, job_name, status, started_at)
+         values ($1, 'slow', 'running', now() - interval '1 hour')",
+        dead,
     )
-    .bind(dead)
     .execute(&db.pool)
     .await
     .unwrap();
@@ -223,21 +227,27 @@ async fn a_run_left_running_by_a_dead_scheduler_is_closed_as_abandoned_but_a_liv
         vec![(spec("slow"), job.clone()), (spec("other"), job)],
     );
     assert_eq!(starting.close_abandoned().await.unwrap(), 1);
-    let (status, error): (String, Option<String>) =
-        sqlx::query_as("select status, error from ops.job_runs where job_run_id = $1")
-            .bind(dead)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-    assert_eq!(status, "failed");
-    assert!(error.unwrap().contains("abandoned"));
-    let status: String =
-        sqlx::query_scalar("select status from ops.job_runs where job_run_id = $1")
-            .bind(live_run)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-    assert_eq!(status, "running", "a live replica's run is left alone");
+    let closed = sqlx::query!(
+        r#"select status as "status: RunStatus", error from ops.job_runs where job_run_id = $1"#,
+        dead,
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(closed.status, RunStatus::Failed);
+    assert!(closed.error.unwrap().contains("abandoned"));
+    let status = sqlx::query_scalar!(
+        r#"select status as "status: RunStatus" from ops.job_runs where job_run_id = $1"#,
+        live_run,
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        status,
+        RunStatus::Running,
+        "a live replica's run is left alone"
+    );
 }
 
 #[tokio::test]
@@ -269,28 +279,32 @@ async fn pause_skips_ticks_and_stops_a_continuous_run_and_shutdown_closes_runs()
     tokio::time::sleep(Duration::from_millis(800)).await;
     runner.pause("loop", "test").await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let runs: Vec<(String, String, serde_json::Value)> =
-        sqlx::query_as("select job_name, status, details from ops.job_runs order by started_at")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
+    let runs = sqlx::query!(
+        r#"select job_name, status as "status: RunStatus", details from ops.job_runs
+           order by started_at"#
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(runs[0].0, "loop");
-    assert_eq!(runs[0].1, "succeeded");
-    assert_eq!(runs[0].2["interrupted"], "paused");
+    assert_eq!(runs[0].job_name, "loop");
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+    assert_eq!(runs[0].details["interrupted"], "paused");
     // Resumed, it runs again; shutdown stops it and closes the run.
     runner.resume("loop", "test").await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     runner.shutdown(Duration::from_secs(5)).await;
     looping.await.unwrap();
-    let open: i64 =
-        sqlx::query_scalar("select count(*) from ops.job_runs where status = 'running'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let open = sqlx::query_scalar!(
+        r#"select count(*) as "count!" from ops.job_runs where status = $1"#,
+        RunStatus::Running as _,
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(open, 0);
-    let last: serde_json::Value =
-        sqlx::query_scalar("select details from ops.job_runs order by started_at desc limit 1")
+    let last =
+        sqlx::query_scalar!("select details from ops.job_runs order by started_at desc limit 1")
             .fetch_one(&db.pool)
             .await
             .unwrap();

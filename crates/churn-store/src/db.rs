@@ -29,6 +29,6 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> Result<PgPool, Error> {
 
 /// Whether the database answers a trivial query.
 pub async fn ping(pool: &PgPool) -> Result<(), Error> {
-    sqlx::query("select 1").execute(pool).await?;
+    sqlx::query!("select 1 as alive").fetch_one(pool).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod monitoring;
 pub mod objects;
 pub mod ops;
 pub mod seed;
+pub mod sql;
 pub mod warehouse;
 
 pub use db::{connect, connect_lazy, ping};

@@ -6,7 +6,7 @@
 
 use refinery::{Migration, Report};
 use refinery_core::traits::r#async::{AsyncMigrate, AsyncQuery, AsyncTransaction};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -68,18 +68,28 @@ pub async fn set_readonly_password(
     password: &churn_config::Secret,
 ) -> Result<(), Error> {
     let mut conn = connect_locked(url).await?;
-    // Quoted by the server (format's %L), so no password can break out of the literal.
+    // ALTER ROLE takes no parameters: the role and password reach it as settings of this transaction
+    // only, and the server quotes them into the statement (format's %I and %L), so no password can
+    // break out of its literal.
     let result = async {
-        let statement: String = sqlx::query_scalar(
-            "select format('alter role %I with password %L', $1::text, $2::text)",
+        let mut tx = conn.begin().await?;
+        sqlx::query!(
+            "select set_config('churn.readonly_role', $1, true) as role,
+                    set_config('churn.readonly_password', $2, true) as password",
+            READONLY_ROLE,
+            password.expose(),
         )
-        .bind(READONLY_ROLE)
-        .bind(password.expose())
-        .fetch_one(&mut conn)
+        .fetch_one(&mut *tx)
         .await?;
-        sqlx::raw_sql(AssertSqlSafe(statement))
-            .execute(&mut conn)
-            .await
+        sqlx::query!(
+            "do $$ begin
+                 execute format('alter role %I with password %L',
+                     current_setting('churn.readonly_role'), current_setting('churn.readonly_password'));
+             end $$"
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
     .await;
     unlock(conn).await;
@@ -107,15 +117,9 @@ async fn connect_locked(url: &str) -> Result<PgConnection, Error> {
         })?
         .map_err(Error::Connect)?;
     // Another process may hold the lock while it migrates; waiting is right, waiting forever is not.
-    sqlx::query(AssertSqlSafe(format!(
-        "set lock_timeout = '{}s'",
-        LOCK_TIMEOUT.as_secs()
-    )))
-    .execute(&mut conn)
-    .await?;
-    sqlx::query("select pg_advisory_lock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut conn)
+    set_lock_timeout(&mut conn, LOCK_TIMEOUT).await?;
+    sqlx::query!("select pg_advisory_lock($1) as locked", MIGRATION_LOCK_KEY)
+        .fetch_one(&mut conn)
         .await
         .map_err(|e| {
             Error::Migration(format!(
@@ -123,24 +127,39 @@ async fn connect_locked(url: &str) -> Result<PgConnection, Error> {
                 LOCK_TIMEOUT.as_secs()
             ))
         })?;
-    sqlx::query("set lock_timeout = 0")
-        .execute(&mut conn)
-        .await?;
+    set_lock_timeout(&mut conn, std::time::Duration::ZERO).await?;
     // refinery names its history table without a schema. Pin it to `public`: with a role called
     // `churn` (as compose creates) the default path `"$user", public` would find our `churn` schema
     // first once it exists, and the next run would see an empty history there and re-apply everything.
-    sqlx::query("set search_path to public")
-        .execute(&mut conn)
+    sqlx::query!("select set_config('search_path', 'public', false) as search_path")
+        .fetch_one(&mut conn)
         .await?;
     Ok(conn)
 }
 
+/// Sets the session's `lock_timeout` (zero: wait for locks without limit).
+async fn set_lock_timeout(
+    conn: &mut PgConnection,
+    timeout: std::time::Duration,
+) -> Result<(), Error> {
+    // A bare number is read as milliseconds.
+    sqlx::query!(
+        "select set_config('lock_timeout', $1, false) as lock_timeout",
+        timeout.as_millis().to_string(),
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(())
+}
+
 /// Releases the migration lock (closing the connection would release it too) and closes the connection.
 async fn unlock(mut conn: PgConnection) {
-    let _ = sqlx::query("select pg_advisory_unlock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut conn)
-        .await;
+    let _ = sqlx::query!(
+        "select pg_advisory_unlock($1) as released",
+        MIGRATION_LOCK_KEY
+    )
+    .fetch_one(&mut conn)
+    .await;
     let _ = conn.close().await;
 }
 
@@ -157,7 +176,8 @@ impl AsyncTransaction for SqlxMigrator {
         let mut tx = self.0.begin().await?;
         let mut count = 0;
         for query in queries {
-            // Migration files are ours, compiled into the binary: not user input.
+            // Migration files are ours, compiled into the binary: not user input. They are the one
+            // place SQL arrives as text at run time, so the one place that asserts it safe.
             sqlx::raw_sql(AssertSqlSafe(query.to_owned()))
                 .execute(&mut *tx)
                 .await?;
@@ -170,15 +190,18 @@ impl AsyncTransaction for SqlxMigrator {
 
 impl AsyncQuery<Vec<Migration>> for SqlxMigrator {
     async fn query<'a>(&'a mut self, query: &'a str) -> Result<Vec<Migration>, Self::Error> {
-        let rows = sqlx::query(AssertSqlSafe(query.to_owned()))
+        // refinery's own query of its history table (version, name, applied_on, checksum).
+        let rows: Vec<HistoryRow> = sqlx::query_as(AssertSqlSafe(query.to_owned()))
             .fetch_all(&mut self.0)
             .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
-                let version: i32 = row.try_get(0)?;
-                let name: String = row.try_get(1)?;
-                let applied_on: String = row.try_get(2)?;
-                let checksum: String = row.try_get(3)?;
+                let HistoryRow {
+                    version,
+                    name,
+                    applied_on,
+                    checksum,
+                } = row;
                 let decode =
                     |what: &str, e: String| sqlx::Error::Decode(format!("{what}: {e}").into());
                 let applied_on = OffsetDateTime::parse(&applied_on, &Rfc3339)
@@ -193,3 +216,12 @@ impl AsyncQuery<Vec<Migration>> for SqlxMigrator {
 }
 
 impl AsyncMigrate for SqlxMigrator {}
+
+/// A row of refinery's history table, as refinery's query selects it.
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    version: i32,
+    name: String,
+    applied_on: String,
+    checksum: String,
+}

@@ -9,8 +9,8 @@ use churn_core::{
 };
 use futures::TryStreamExt;
 use serde_json::Value;
+use sqlx::PgPool;
 use sqlx::types::Json;
-use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::Error;
@@ -26,9 +26,17 @@ pub struct Window {
 }
 
 /// Big joins of a window's predictions with their labels: enough memory for one in-memory hash, no
-/// JIT (whose compile time exceeds these queries' run time), parallel workers allowed.
-const ANALYTIC_SETTINGS: &str =
-    "set local work_mem = '256MB'; set local jit = off; set local parallel_setup_cost = 100";
+/// JIT (whose compile time exceeds these queries' run time), parallel workers allowed. For the rest of
+/// the transaction `conn` is in.
+async fn analytic_settings(conn: &mut sqlx::PgConnection) -> Result<(), Error> {
+    sqlx::query!(
+        "select set_config('work_mem', '256MB', true) as work_mem, set_config('jit', 'off', true) as jit,
+                set_config('parallel_setup_cost', '100', true) as parallel_setup_cost"
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(())
+}
 
 /// The versions of `model_name` that scored at least one customer in the window, oldest first.
 pub async fn versions_scored(
@@ -37,17 +45,17 @@ pub async fn versions_scored(
     window: &Window,
 ) -> Result<Vec<i32>, Error> {
     // One index probe per version (they are few) instead of a scan of the window's predictions.
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "select v.version from registry.model_versions v
          where v.model_name = $1 and exists (
              select 1 from churn.classified k
              where k.model_name = v.model_name and k.model_version = v.version
                and k.classified_at >= $2 and k.classified_at < $3)
          order by v.version",
+        model_name,
+        window.start,
+        window.end,
     )
-    .bind(model_name)
-    .bind(window.start)
-    .bind(window.end)
     .fetch_all(pool)
     .await?)
 }
@@ -103,17 +111,25 @@ pub async fn labelled_predictions(
     window: &Window,
 ) -> Result<LabelledPredictions, Error> {
     let mut conn = pool.acquire().await?;
-    // COPY takes no parameters: the values are written as literals (text quoted, numbers and times
-    // formatted by us), never as SQL from elsewhere.
-    let statement = format!(
-        "copy (select classified_at, actual_churn_label, churn_probability from churn.classified
-               where model_name = {} and model_version = {version}
-                 and classified_at >= {} and classified_at < {} and actual_churn_label is not null)
-         to stdout (format binary)",
-        text_literal(model_name),
-        time_literal(window.start),
-        time_literal(window.end),
-    );
+    // COPY takes no parameters, so the server writes the values into the statement as literals
+    // (format's %L quotes them): the planner sees them as constants, as it would in a plain query, and
+    // no value can break out of its literal.
+    let statement = sqlx::query_scalar!(
+        r#"select format(
+               'copy (select classified_at, actual_churn_label, churn_probability
+                      from churn.classified
+                      where model_name = %L and model_version = %s
+                        and classified_at >= %L::timestamptz and classified_at < %L::timestamptz
+                        and actual_churn_label is not null)
+                to stdout (format binary)',
+               $1::text, $2::int4, $3::timestamptz, $4::timestamptz) as "statement!""#,
+        model_name,
+        version,
+        window.start,
+        window.end,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     let mut out = LabelledPredictions::default();
     copy_out_binary(&mut conn, &statement, |fields| {
         let [Some(at), Some(label), Some(p)] = fields else {
@@ -126,15 +142,15 @@ pub async fn labelled_predictions(
         Ok(())
     })
     .await?;
-    out.threshold = sqlx::query_scalar(
+    out.threshold = sqlx::query_scalar!(
         "select threshold from churn.classified
          where model_name = $1 and model_version = $2 and classified_at >= $3 and classified_at < $4
          limit 1",
+        model_name,
+        version,
+        window.start,
+        window.end,
     )
-    .bind(model_name)
-    .bind(version)
-    .bind(window.start)
-    .bind(window.end)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(out)
@@ -142,17 +158,6 @@ pub async fn labelled_predictions(
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), the origin of binary timestamps.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
-fn text_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
-fn time_literal(at: DateTime<Utc>) -> String {
-    format!(
-        "'{}'::timestamptz",
-        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-    )
-}
 
 fn copy_error(reason: &str) -> Error {
     Error::Database(sqlx::Error::Protocol(format!(
@@ -262,28 +267,29 @@ pub async fn paired_predictions(
     window: &Window,
 ) -> Result<PairedPredictions, Error> {
     let mut tx = pool.begin().await?;
-    sqlx::raw_sql(ANALYTIC_SETTINGS).execute(&mut *tx).await?;
+    analytic_settings(&mut tx).await?;
     let mut out = PairedPredictions::default();
     {
-        let mut rows = sqlx::query_as::<_, (bool, f64, f64)>(
-            "select a.actual_churn_label, a.churn_probability, b.churn_probability
-             from churn.classified a
-             join churn.classified b on b.customer_id = a.customer_id
-                  and b.model_name = a.model_name and b.model_version = $3
-             where a.model_name = $1 and a.model_version = $2
-               and a.classified_at >= $4 and a.classified_at < $5
-               and a.actual_churn_label is not null",
+        let mut rows = sqlx::query!(
+            r#"select a.actual_churn_label as "label!", a.churn_probability as first,
+                      b.churn_probability as second
+               from churn.classified a
+               join churn.classified b on b.customer_id = a.customer_id
+                    and b.model_name = a.model_name and b.model_version = $3
+               where a.model_name = $1 and a.model_version = $2
+                 and a.classified_at >= $4 and a.classified_at < $5
+                 and a.actual_churn_label is not null"#,
+            model_name,
+            first,
+            second,
+            window.start,
+            window.end,
         )
-        .bind(model_name)
-        .bind(first)
-        .bind(second)
-        .bind(window.start)
-        .bind(window.end)
         .fetch(&mut *tx);
-        while let Some((label, a, b)) = rows.try_next().await? {
-            out.labels.push(label);
-            out.first.push(a);
-            out.second.push(b);
+        while let Some(row) = rows.try_next().await? {
+            out.labels.push(row.label);
+            out.first.push(row.first);
+            out.second.push(row.second);
         }
     }
     tx.commit().await?;
@@ -297,30 +303,53 @@ pub async fn probabilities(
     version: i32,
     window: &Window,
 ) -> Result<Vec<f64>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "select churn_probability from churn.classified
          where model_name = $1 and model_version = $2 and classified_at >= $3 and classified_at < $4",
+        model_name,
+        version,
+        window.start,
+        window.end,
     )
-    .bind(model_name)
-    .bind(version)
-    .bind(window.start)
-    .bind(window.end)
     .fetch_all(pool)
     .await?)
 }
 
-const CUSTOMER_SELECT: &str = "select country, state, city, zip_code, latitude, longitude, gender, \
-    senior_citizen, partner, dependents, tenure_months, phone_service, multiple_lines, internet_service, \
-    online_security, online_backup, device_protection, tech_support, streaming_tv, streaming_movies, \
-    contract, paperless_billing, payment_method, monthly_charges::float8, total_charges::float8, \
-    churn_label from churn.customers";
+/// A `churn.customers` row as the monitoring reads select it, before its categories are parsed.
+struct CustomerRow {
+    country: String,
+    state: String,
+    city: String,
+    zip_code: String,
+    latitude: f64,
+    longitude: f64,
+    gender: String,
+    senior_citizen: bool,
+    partner: bool,
+    dependents: bool,
+    tenure_months: i16,
+    phone_service: bool,
+    multiple_lines: String,
+    internet_service: String,
+    online_security: String,
+    online_backup: String,
+    device_protection: String,
+    tech_support: String,
+    streaming_tv: String,
+    streaming_movies: String,
+    contract: String,
+    paperless_billing: bool,
+    payment_method: String,
+    monthly_charges: f64,
+    total_charges: f64,
+    churn_label: Option<bool>,
+}
 
-fn category<T: Category>(row: &sqlx::postgres::PgRow, index: usize) -> Result<T, Error> {
-    let raw: &str = row.try_get(index)?;
+fn category<T: Category>(column: &str, raw: &str) -> Result<T, Error> {
     T::parse(raw).ok_or_else(|| {
         Error::Database(sqlx::Error::Decode(
             format!(
-                "churn.customers column {index} holds {raw:?}, which {}",
+                "churn.customers.{column} holds {raw:?}, which {}",
                 T::allowed()
             )
             .into(),
@@ -328,40 +357,42 @@ fn category<T: Category>(row: &sqlx::postgres::PgRow, index: usize) -> Result<T,
     })
 }
 
-fn yes_no(row: &sqlx::postgres::PgRow, index: usize) -> Result<YesNo, Error> {
-    Ok(YesNo::from_bool(row.try_get(index)?))
-}
+impl TryFrom<CustomerRow> for Customer {
+    type Error = Error;
 
-fn customer(row: &sqlx::postgres::PgRow) -> Result<Customer, Error> {
-    let tenure: i16 = row.try_get(10)?;
-    Ok(Customer {
-        country: row.try_get(0)?,
-        state: row.try_get(1)?,
-        city: row.try_get(2)?,
-        zip_code: row.try_get(3)?,
-        latitude: row.try_get(4)?,
-        longitude: row.try_get(5)?,
-        gender: category::<Gender>(row, 6)?,
-        senior_citizen: yes_no(row, 7)?,
-        partner: yes_no(row, 8)?,
-        dependents: yes_no(row, 9)?,
-        tenure_months: u32::try_from(tenure).unwrap_or(0),
-        phone_service: yes_no(row, 11)?,
-        multiple_lines: category::<MultipleLines>(row, 12)?,
-        internet_service: category::<InternetService>(row, 13)?,
-        online_security: category::<AddOn>(row, 14)?,
-        online_backup: category::<AddOn>(row, 15)?,
-        device_protection: category::<AddOn>(row, 16)?,
-        tech_support: category::<AddOn>(row, 17)?,
-        streaming_tv: category::<AddOn>(row, 18)?,
-        streaming_movies: category::<AddOn>(row, 19)?,
-        contract: category::<Contract>(row, 20)?,
-        paperless_billing: yes_no(row, 21)?,
-        payment_method: category::<PaymentMethod>(row, 22)?,
-        monthly_charges: row.try_get(23)?,
-        total_charges: row.try_get(24)?,
-        churn_label: row.try_get::<Option<bool>, _>(25)?.map(YesNo::from_bool),
-    })
+    fn try_from(row: CustomerRow) -> Result<Customer, Error> {
+        Ok(Customer {
+            country: row.country,
+            state: row.state,
+            city: row.city,
+            zip_code: row.zip_code,
+            latitude: row.latitude,
+            longitude: row.longitude,
+            gender: category::<Gender>("gender", &row.gender)?,
+            senior_citizen: YesNo::from_bool(row.senior_citizen),
+            partner: YesNo::from_bool(row.partner),
+            dependents: YesNo::from_bool(row.dependents),
+            tenure_months: u32::try_from(row.tenure_months).unwrap_or(0),
+            phone_service: YesNo::from_bool(row.phone_service),
+            multiple_lines: category::<MultipleLines>("multiple_lines", &row.multiple_lines)?,
+            internet_service: category::<InternetService>(
+                "internet_service",
+                &row.internet_service,
+            )?,
+            online_security: category::<AddOn>("online_security", &row.online_security)?,
+            online_backup: category::<AddOn>("online_backup", &row.online_backup)?,
+            device_protection: category::<AddOn>("device_protection", &row.device_protection)?,
+            tech_support: category::<AddOn>("tech_support", &row.tech_support)?,
+            streaming_tv: category::<AddOn>("streaming_tv", &row.streaming_tv)?,
+            streaming_movies: category::<AddOn>("streaming_movies", &row.streaming_movies)?,
+            contract: category::<Contract>("contract", &row.contract)?,
+            paperless_billing: YesNo::from_bool(row.paperless_billing),
+            payment_method: category::<PaymentMethod>("payment_method", &row.payment_method)?,
+            monthly_charges: row.monthly_charges,
+            total_charges: row.total_charges,
+            churn_label: row.churn_label.map(YesNo::from_bool),
+        })
+    }
 }
 
 /// The customers written in a window (every source): the newest `limit` of them.
@@ -370,17 +401,25 @@ pub async fn customers_in(
     window: &Window,
     limit: i64,
 ) -> Result<Vec<Customer>, Error> {
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{CUSTOMER_SELECT} where inserted_at >= $1 and inserted_at < $2
-         order by inserted_at desc limit $3"
-    )))
-    .bind(window.start)
-    .bind(window.end)
-    .bind(limit)
+    let mut rows = sqlx::query_as!(
+        CustomerRow,
+        r#"select country, state, city, zip_code, latitude, longitude, gender, senior_citizen, partner,
+                  dependents, tenure_months, phone_service, multiple_lines, internet_service,
+                  online_security, online_backup, device_protection, tech_support, streaming_tv,
+                  streaming_movies, contract, paperless_billing, payment_method,
+                  monthly_charges::float8 as "monthly_charges!", total_charges::float8 as "total_charges!",
+                  churn_label
+           from churn.customers
+           where inserted_at >= $1 and inserted_at < $2
+           order by inserted_at desc limit $3"#,
+        window.start,
+        window.end,
+        limit,
+    )
     .fetch(pool);
     let mut out = Vec::new();
     while let Some(row) = rows.try_next().await? {
-        out.push(customer(&row)?);
+        out.push(Customer::try_from(row)?);
     }
     Ok(out)
 }
@@ -393,18 +432,26 @@ pub async fn labelled_customers(
     since: Option<DateTime<Utc>>,
     limit: i64,
 ) -> Result<Vec<Customer>, Error> {
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{CUSTOMER_SELECT} where source = $1 and churn_label is not null
-           and ($2::timestamptz is null or coalesce(labelled_at, inserted_at) >= $2)
-         order by customer_id desc limit $3"
-    )))
-    .bind(source.as_str())
-    .bind(since)
-    .bind(limit)
+    let mut rows = sqlx::query_as!(
+        CustomerRow,
+        r#"select country, state, city, zip_code, latitude, longitude, gender, senior_citizen, partner,
+                  dependents, tenure_months, phone_service, multiple_lines, internet_service,
+                  online_security, online_backup, device_protection, tech_support, streaming_tv,
+                  streaming_movies, contract, paperless_billing, payment_method,
+                  monthly_charges::float8 as "monthly_charges!", total_charges::float8 as "total_charges!",
+                  churn_label
+           from churn.customers
+           where source = $1 and churn_label is not null
+             and ($2::timestamptz is null or coalesce(labelled_at, inserted_at) >= $2)
+           order by customer_id desc limit $3"#,
+        source as Source,
+        since,
+        limit,
+    )
     .fetch(pool);
     let mut out = Vec::new();
     while let Some(row) = rows.try_next().await? {
-        out.push(customer(&row)?);
+        out.push(Customer::try_from(row)?);
     }
     Ok(out)
 }
@@ -449,48 +496,48 @@ pub async fn insert_live_metrics(pool: &PgPool, rows: &[LiveMetrics]) -> Result<
     let mut tx = pool.begin().await?;
     let mut ids = Vec::with_capacity(rows.len());
     for m in rows {
-        let id: i64 = sqlx::query_scalar(
+        let id = sqlx::query_scalar!(
             "insert into monitoring.model_metrics (model_name, model_version, metric_type, window_start,
                  window_end, window_name, job_run_id, n_samples, n_positive, threshold, accuracy,
                  precision, recall, f1, log_loss, roc_auc, pr_auc, brier, ece)
              values ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
                  $17, $18)
              returning metric_id",
+            m.model_name,
+            m.model_version,
+            m.window.start,
+            m.window.end,
+            m.window.name,
+            m.job_run_id,
+            i32::try_from(m.n_samples).unwrap_or(i32::MAX),
+            i32::try_from(m.n_positive).unwrap_or(i32::MAX),
+            m.threshold,
+            m.accuracy,
+            m.precision,
+            m.recall,
+            m.f1,
+            m.log_loss,
+            m.roc_auc,
+            m.pr_auc,
+            m.brier,
+            m.ece,
         )
-        .bind(&m.model_name)
-        .bind(m.model_version)
-        .bind(m.window.start)
-        .bind(m.window.end)
-        .bind(&m.window.name)
-        .bind(m.job_run_id)
-        .bind(i32::try_from(m.n_samples).unwrap_or(i32::MAX))
-        .bind(i32::try_from(m.n_positive).unwrap_or(i32::MAX))
-        .bind(m.threshold)
-        .bind(m.accuracy)
-        .bind(m.precision)
-        .bind(m.recall)
-        .bind(m.f1)
-        .bind(m.log_loss)
-        .bind(m.roc_auc)
-        .bind(m.pr_auc)
-        .bind(m.brier)
-        .bind(m.ece)
         .fetch_one(&mut *tx)
         .await?;
         for b in &m.bins {
-            sqlx::query(
+            sqlx::query!(
                 "insert into monitoring.calibration (metric_id, bin, lower_bound, upper_bound, n_samples,
                      n_positive, mean_predicted, observed_rate)
                  values ($1, $2, $3, $4, $5, $6, $7, $8)",
+                id,
+                b.bin,
+                b.lower,
+                b.upper,
+                i32::try_from(b.n_samples).unwrap_or(i32::MAX),
+                i32::try_from(b.n_positive).unwrap_or(i32::MAX),
+                b.mean_predicted,
+                b.observed_rate,
             )
-            .bind(id)
-            .bind(b.bin)
-            .bind(b.lower)
-            .bind(b.upper)
-            .bind(i32::try_from(b.n_samples).unwrap_or(i32::MAX))
-            .bind(i32::try_from(b.n_positive).unwrap_or(i32::MAX))
-            .bind(b.mean_predicted)
-            .bind(b.observed_rate)
             .execute(&mut *tx)
             .await?;
         }
@@ -545,50 +592,50 @@ pub async fn insert_drift_run(
         Some((s, v, d)) => (Some(s.as_str()), Some(*v), Some(*d)),
         None => (None, None, None),
     };
-    sqlx::query(
+    sqlx::query!(
         "insert into monitoring.drift_runs (run_id, job_run_id, model_name, model_version, window_start,
              window_end, n_reference, n_current, n_columns, n_drifted, share_drifted, drift_share,
              dataset_drift, prediction_statistic, prediction_score, prediction_drifted)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        run.run_id,
+        run.job_run_id,
+        run.model_name,
+        run.model_version,
+        run.window.start,
+        run.window.end,
+        i32::try_from(run.n_reference).unwrap_or(i32::MAX),
+        i32::try_from(run.n_current).unwrap_or(i32::MAX),
+        run.n_columns,
+        run.n_drifted,
+        run.share_drifted,
+        run.drift_share,
+        run.dataset_drift,
+        statistic,
+        score,
+        drifted,
     )
-    .bind(run.run_id)
-    .bind(run.job_run_id)
-    .bind(&run.model_name)
-    .bind(run.model_version)
-    .bind(run.window.start)
-    .bind(run.window.end)
-    .bind(i32::try_from(run.n_reference).unwrap_or(i32::MAX))
-    .bind(i32::try_from(run.n_current).unwrap_or(i32::MAX))
-    .bind(run.n_columns)
-    .bind(run.n_drifted)
-    .bind(run.share_drifted)
-    .bind(run.drift_share)
-    .bind(run.dataset_drift)
-    .bind(statistic)
-    .bind(score)
-    .bind(drifted)
     .execute(&mut *tx)
     .await?;
     for c in columns {
-        sqlx::query(
+        sqlx::query!(
             "insert into monitoring.drift (model_name, model_version, feature, statistic, value, threshold,
                  drifted, window_start, window_end, n_samples, run_id, column_type, psi, n_reference)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            run.model_name,
+            run.model_version,
+            c.feature,
+            c.statistic,
+            c.value,
+            c.threshold,
+            c.drifted,
+            run.window.start,
+            run.window.end,
+            i32::try_from(c.n_current).unwrap_or(i32::MAX),
+            run.run_id,
+            c.column_type,
+            c.psi,
+            i32::try_from(c.n_reference).unwrap_or(i32::MAX),
         )
-        .bind(&run.model_name)
-        .bind(run.model_version)
-        .bind(&c.feature)
-        .bind(&c.statistic)
-        .bind(c.value)
-        .bind(c.threshold)
-        .bind(c.drifted)
-        .bind(run.window.start)
-        .bind(run.window.end)
-        .bind(i32::try_from(c.n_current).unwrap_or(i32::MAX))
-        .bind(run.run_id)
-        .bind(&c.column_type)
-        .bind(c.psi)
-        .bind(i32::try_from(c.n_reference).unwrap_or(i32::MAX))
         .execute(&mut *tx)
         .await?;
     }
@@ -601,10 +648,10 @@ pub async fn last_training(
     pool: &PgPool,
     model_name: &str,
 ) -> Result<Option<DateTime<Utc>>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "select max(created_at) from registry.model_versions where model_name = $1",
+        model_name,
     )
-    .bind(model_name)
     .fetch_one(pool)
     .await?)
 }
@@ -616,16 +663,17 @@ pub async fn latest_drift(
     version: i32,
     since: DateTime<Utc>,
 ) -> Result<Option<(Uuid, bool, f64)>, Error> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query!(
         "select run_id, dataset_drift, share_drifted from monitoring.drift_runs
          where model_name = $1 and model_version = $2 and computed_at > $3
          order by computed_at desc limit 1",
+        model_name,
+        version,
+        since,
     )
-    .bind(model_name)
-    .bind(version)
-    .bind(since)
     .fetch_optional(pool)
-    .await?)
+    .await?
+    .map(|r| (r.run_id, r.dataset_drift, r.share_drifted)))
 }
 
 /// The newest live ROC AUC of a version on the window named `window_name`, computed after `since` on at
@@ -638,19 +686,21 @@ pub async fn latest_live_auc(
     since: DateTime<Utc>,
     min_samples: i64,
 ) -> Result<Option<(f64, i64, i64)>, Error> {
-    Ok(sqlx::query_as(
-        "select roc_auc, n_samples::int8, metric_id from monitoring.model_metrics
-         where model_name = $1 and model_version = $2 and metric_type = 'scheduled'
-           and window_name = $3 and computed_at > $4 and n_samples >= $5 and roc_auc is not null
-         order by computed_at desc limit 1",
+    Ok(sqlx::query!(
+        r#"select roc_auc as "roc_auc!", n_samples::int8 as "n_samples!", metric_id
+           from monitoring.model_metrics
+           where model_name = $1 and model_version = $2 and metric_type = 'scheduled'
+             and window_name = $3 and computed_at > $4 and n_samples >= $5::int8 and roc_auc is not null
+           order by computed_at desc limit 1"#,
+        model_name,
+        version,
+        window_name,
+        since,
+        min_samples,
     )
-    .bind(model_name)
-    .bind(version)
-    .bind(window_name)
-    .bind(since)
-    .bind(min_samples)
     .fetch_optional(pool)
-    .await?)
+    .await?
+    .map(|r| (r.roc_auc, r.n_samples, r.metric_id)))
 }
 
 /// Customers of `source` whose label became known after `since`.
@@ -659,12 +709,12 @@ pub async fn labelled_since(
     source: Source,
     since: DateTime<Utc>,
 ) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
-        "select count(*) from churn.customers
-         where source = $1 and churn_label is not null and labelled_at > $2",
+    Ok(sqlx::query_scalar!(
+        r#"select count(*) as "count!" from churn.customers
+           where source = $1 and churn_label is not null and labelled_at > $2"#,
+        source as Source,
+        since,
     )
-    .bind(source.as_str())
-    .bind(since)
     .fetch_one(pool)
     .await?)
 }
@@ -692,43 +742,54 @@ pub async fn request_retrain(
     cooldown: std::time::Duration,
 ) -> Result<TriggerOutcome, Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('ops:retrain_triggers', 0))")
-        .execute(&mut *tx)
-        .await?;
-    let pending: Option<(i64, String)> = sqlx::query_as(
+    lock_retrain_triggers(&mut tx).await?;
+    let pending = sqlx::query!(
         "select trigger_id, reason from ops.retrain_triggers where job_run_id is null
          order by triggered_at limit 1",
     )
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some((trigger_id, reason)) = pending {
-        return Ok(TriggerOutcome::Pending { trigger_id, reason });
+    if let Some(pending) = pending {
+        return Ok(TriggerOutcome::Pending {
+            trigger_id: pending.trigger_id,
+            reason: pending.reason,
+        });
     }
     let cooldown_secs = cooldown.as_secs_f64();
-    let last: Option<DateTime<Utc>> = sqlx::query_scalar(
+    let last = sqlx::query_scalar!(
         "select max(triggered_at) from ops.retrain_triggers
          where reason = any($1) and triggered_at > now() - make_interval(secs => $2)",
+        &EVIDENCE_REASONS[..] as &[&str],
+        cooldown_secs,
     )
-    .bind(&EVIDENCE_REASONS[..])
-    .bind(cooldown_secs)
     .fetch_one(&mut *tx)
     .await?;
     if let Some(last) = last {
         return Ok(TriggerOutcome::CoolingDown { last });
     }
-    let trigger_id: i64 = sqlx::query_scalar(
+    let trigger_id = sqlx::query_scalar!(
         "insert into ops.retrain_triggers (reason, evidence) values ($1, $2) returning trigger_id",
+        reason,
+        Json(evidence) as _,
     )
-    .bind(reason)
-    .bind(Json(evidence))
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(TriggerOutcome::Stored { trigger_id })
 }
 
+/// Takes the transaction-scoped lock that makes replicas deciding about retrain triggers take turns.
+async fn lock_retrain_triggers(conn: &mut sqlx::PgConnection) -> Result<(), Error> {
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('ops:retrain_triggers', 0)) as locked"
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(())
+}
+
 /// A retrain trigger claimed by a run.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetrainTrigger {
     pub trigger_id: i64,
     pub reason: String,
@@ -744,33 +805,34 @@ pub async fn claim_retrain_triggers(
     fallback: &str,
 ) -> Result<Vec<RetrainTrigger>, Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('ops:retrain_triggers', 0))")
-        .execute(&mut *tx)
-        .await?;
+    lock_retrain_triggers(&mut tx).await?;
     // A retried attempt answers to what its first attempt claimed.
-    let mut claimed: Vec<RetrainTrigger> = sqlx::query_as(
-        "select trigger_id, reason, evidence, triggered_at from ops.retrain_triggers
-         where job_run_id = $1",
+    let mut claimed = sqlx::query_as!(
+        RetrainTrigger,
+        r#"select trigger_id, reason, evidence as "evidence: Json<Value>", triggered_at
+           from ops.retrain_triggers where job_run_id = $1"#,
+        job_run_id,
     )
-    .bind(job_run_id)
     .fetch_all(&mut *tx)
     .await?;
     if claimed.is_empty() {
-        claimed = sqlx::query_as(
-            "update ops.retrain_triggers set job_run_id = $1 where job_run_id is null
-             returning trigger_id, reason, evidence, triggered_at",
+        claimed = sqlx::query_as!(
+            RetrainTrigger,
+            r#"update ops.retrain_triggers set job_run_id = $1 where job_run_id is null
+               returning trigger_id, reason, evidence as "evidence: Json<Value>", triggered_at"#,
+            job_run_id,
         )
-        .bind(job_run_id)
         .fetch_all(&mut *tx)
         .await?;
     }
     if claimed.is_empty() {
-        claimed = sqlx::query_as(
-            "insert into ops.retrain_triggers (job_run_id, reason) values ($1, $2)
-             returning trigger_id, reason, evidence, triggered_at",
+        claimed = sqlx::query_as!(
+            RetrainTrigger,
+            r#"insert into ops.retrain_triggers (job_run_id, reason) values ($1, $2)
+               returning trigger_id, reason, evidence as "evidence: Json<Value>", triggered_at"#,
+            job_run_id,
+            fallback,
         )
-        .bind(job_run_id)
-        .bind(fallback)
         .fetch_all(&mut *tx)
         .await?;
     }
@@ -781,7 +843,7 @@ pub async fn claim_retrain_triggers(
 
 /// One row of a model's metric history, for listings: training and test rows and each version's newest
 /// live row per window.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricSummary {
     pub model_version: i32,
     /// `training`, `validation`, `test` or `scheduled` (live).
@@ -806,7 +868,8 @@ pub async fn metric_summaries(
     model_name: &str,
     versions: i64,
 ) -> Result<Vec<MetricSummary>, Error> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        MetricSummary,
         "select distinct on (model_version, metric_type, coalesce(window_name, ''))
                 model_version, metric_type, window_name, n_samples, n_positive, accuracy, f1, log_loss,
                 roc_auc, pr_auc, brier, ece, computed_at
@@ -815,9 +878,9 @@ pub async fn metric_summaries(
            and model_version in (select version from registry.model_versions where model_name = $1
                                  order by version desc limit $2)
          order by model_version desc, metric_type, coalesce(window_name, ''), computed_at desc",
+        model_name,
+        versions,
     )
-    .bind(model_name)
-    .bind(versions)
     .fetch_all(pool)
     .await?)
 }
@@ -827,68 +890,54 @@ pub async fn newest_drift_run(
     pool: &PgPool,
     model_name: &str,
 ) -> Result<Option<(DriftRun, Vec<DriftColumn>)>, Error> {
-    let Some(row) = sqlx::query(
+    let Some(row) = sqlx::query!(
         "select run_id, job_run_id, model_name, model_version, window_start, window_end, n_reference,
                 n_current, n_columns, n_drifted, share_drifted, drift_share, dataset_drift,
                 prediction_statistic, prediction_score, prediction_drifted
          from monitoring.drift_runs where model_name = $1 order by computed_at desc limit 1",
+        model_name,
     )
-    .bind(model_name)
     .fetch_optional(pool)
     .await?
     else {
         return Ok(None);
     };
     let prediction = match (
-        row.try_get::<Option<String>, _>("prediction_statistic")?,
-        row.try_get::<Option<f64>, _>("prediction_score")?,
-        row.try_get::<Option<bool>, _>("prediction_drifted")?,
+        row.prediction_statistic,
+        row.prediction_score,
+        row.prediction_drifted,
     ) {
         (Some(statistic), Some(score), Some(drifted)) => Some((statistic, score, drifted)),
         _ => None,
     };
     let run = DriftRun {
-        run_id: row.try_get("run_id")?,
-        job_run_id: row.try_get("job_run_id")?,
-        model_name: row.try_get("model_name")?,
-        model_version: row.try_get("model_version")?,
+        run_id: row.run_id,
+        job_run_id: row.job_run_id,
+        model_name: row.model_name,
+        model_version: row.model_version,
         window: Window {
             name: "drift".to_owned(),
-            start: row.try_get("window_start")?,
-            end: row.try_get("window_end")?,
+            start: row.window_start,
+            end: row.window_end,
         },
-        n_reference: i64::from(row.try_get::<i32, _>("n_reference")?),
-        n_current: i64::from(row.try_get::<i32, _>("n_current")?),
-        n_columns: row.try_get("n_columns")?,
-        n_drifted: row.try_get("n_drifted")?,
-        share_drifted: row.try_get("share_drifted")?,
-        drift_share: row.try_get("drift_share")?,
-        dataset_drift: row.try_get("dataset_drift")?,
+        n_reference: i64::from(row.n_reference),
+        n_current: i64::from(row.n_current),
+        n_columns: row.n_columns,
+        n_drifted: row.n_drifted,
+        share_drifted: row.share_drifted,
+        drift_share: row.drift_share,
+        dataset_drift: row.dataset_drift,
         prediction,
     };
-    let columns = sqlx::query(
-        "select feature, coalesce(column_type, '') as column_type, statistic, value, threshold, drifted,
-                coalesce(psi, 'NaN'::float8) as psi, coalesce(n_reference, 0)::int8 as n_reference,
-                n_samples::int8 as n_current
-         from monitoring.drift where run_id = $1 order by drifted desc, feature",
+    let columns = sqlx::query_as!(
+        DriftColumn,
+        r#"select feature, coalesce(column_type, '') as "column_type!", statistic, value, threshold,
+                  drifted, coalesce(psi, 'NaN'::float8) as "psi!",
+                  coalesce(n_reference, 0)::int8 as "n_reference!", n_samples::int8 as "n_current!"
+           from monitoring.drift where run_id = $1 order by drifted desc, feature"#,
+        run.run_id,
     )
-    .bind(run.run_id)
     .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|row| {
-        Ok(DriftColumn {
-            feature: row.try_get("feature")?,
-            column_type: row.try_get("column_type")?,
-            statistic: row.try_get("statistic")?,
-            value: row.try_get("value")?,
-            threshold: row.try_get("threshold")?,
-            drifted: row.try_get("drifted")?,
-            psi: row.try_get("psi")?,
-            n_reference: row.try_get("n_reference")?,
-            n_current: row.try_get("n_current")?,
-        })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    .await?;
     Ok(Some((run, columns)))
 }

@@ -10,9 +10,10 @@ use uuid::Uuid;
 
 use crate::Error;
 
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What started a run (`ops.job_runs.trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Trigger {
     Schedule,
     Manual,
@@ -29,9 +30,10 @@ impl Trigger {
     }
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How a run ended (`ops.job_runs.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
     Succeeded,
@@ -61,12 +63,12 @@ impl RunStatus {
 }
 
 /// A run as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRun {
     pub job_run_id: Uuid,
     pub job_name: String,
-    pub trigger: String,
-    pub status: String,
+    pub trigger: Trigger,
+    pub status: RunStatus,
     pub attempt: i32,
     pub host: Option<String>,
     pub started_at: DateTime<Utc>,
@@ -76,9 +78,6 @@ pub struct JobRun {
     pub details: Json<Value>,
 }
 
-const RUN_COLUMNS: &str = "job_run_id, job_name, trigger, status, attempt, host, started_at, finished_at, \
-    rows_affected, error, details";
-
 /// Records a run as started.
 pub async fn insert_run(
     pool: &PgPool,
@@ -87,14 +86,15 @@ pub async fn insert_run(
     trigger: Trigger,
     host: &str,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into ops.job_runs (job_run_id, job_name, trigger, status, host)
-         values ($1, $2, $3, 'running', $4)",
+         values ($1, $2, $3, $4, $5)",
+        run_id,
+        job,
+        trigger as _,
+        RunStatus::Running as _,
+        host,
     )
-    .bind(run_id)
-    .bind(job)
-    .bind(trigger.as_str())
-    .bind(host)
     .execute(pool)
     .await?;
     Ok(())
@@ -102,11 +102,13 @@ pub async fn insert_run(
 
 /// Records that a run is on its `attempt`-th try.
 pub async fn set_attempt(pool: &PgPool, run_id: Uuid, attempt: i32) -> Result<(), Error> {
-    sqlx::query("update ops.job_runs set attempt = $2 where job_run_id = $1")
-        .bind(run_id)
-        .bind(attempt)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "update ops.job_runs set attempt = $2 where job_run_id = $1",
+        run_id,
+        attempt,
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -119,26 +121,31 @@ pub async fn finish_run(
     error: Option<&str>,
     details: &Value,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "update ops.job_runs set status = $2, finished_at = greatest(now(), started_at),
              rows_affected = $3, error = $4, details = $5
-         where job_run_id = $1 and status = 'running'",
+         where job_run_id = $1 and status = $6",
+        run_id,
+        status as _,
+        rows,
+        error,
+        Json(details) as _,
+        RunStatus::Running as _,
     )
-    .bind(run_id)
-    .bind(status.as_str())
-    .bind(rows)
-    .bind(error)
-    .bind(Json(details))
     .execute(pool)
     .await?;
     Ok(())
 }
 
 pub async fn get_run(pool: &PgPool, run_id: Uuid) -> Result<Option<JobRun>, Error> {
-    Ok(sqlx::query_as::<_, JobRun>(sqlx::AssertSqlSafe(format!(
-        "select {RUN_COLUMNS} from ops.job_runs where job_run_id = $1"
-    )))
-    .bind(run_id)
+    Ok(sqlx::query_as!(
+        JobRun,
+        r#"select job_run_id, job_name, trigger as "trigger: Trigger", status as "status: RunStatus",
+                  attempt, host, started_at, finished_at, rows_affected, error,
+                  details as "details: Json<Value>"
+           from ops.job_runs where job_run_id = $1"#,
+        run_id,
+    )
     .fetch_optional(pool)
     .await?)
 }
@@ -151,35 +158,48 @@ pub async fn list_runs(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<JobRun>, Error> {
-    Ok(sqlx::query_as::<_, JobRun>(sqlx::AssertSqlSafe(format!(
-        "select {RUN_COLUMNS} from ops.job_runs
-         where job_name = $1 and ($2::text is null or status = $2)
-         order by started_at desc, job_run_id desc limit $3 offset $4"
-    )))
-    .bind(job)
-    .bind(status.map(RunStatus::as_str))
-    .bind(limit)
-    .bind(offset)
+    Ok(sqlx::query_as!(
+        JobRun,
+        r#"select job_run_id, job_name, trigger as "trigger: Trigger", status as "status: RunStatus",
+                  attempt, host, started_at, finished_at, rows_affected, error,
+                  details as "details: Json<Value>"
+           from ops.job_runs
+           where job_name = $1 and ($2::text is null or status = $2)
+           order by started_at desc, job_run_id desc limit $3 offset $4"#,
+        job,
+        status as Option<RunStatus>,
+        limit,
+        offset,
+    )
     .fetch_all(pool)
     .await?)
 }
 
 /// The newest `limit` runs of every job, newest first.
 pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<JobRun>, Error> {
-    Ok(sqlx::query_as::<_, JobRun>(sqlx::AssertSqlSafe(format!(
-        "select {RUN_COLUMNS} from ops.job_runs order by started_at desc, job_run_id desc limit $1"
-    )))
-    .bind(limit)
+    Ok(sqlx::query_as!(
+        JobRun,
+        r#"select job_run_id, job_name, trigger as "trigger: Trigger", status as "status: RunStatus",
+                  attempt, host, started_at, finished_at, rows_affected, error,
+                  details as "details: Json<Value>"
+           from ops.job_runs order by started_at desc, job_run_id desc limit $1"#,
+        limit,
+    )
     .fetch_all(pool)
     .await?)
 }
 
 /// The newest run of each job.
 pub async fn latest_runs(pool: &PgPool) -> Result<Vec<JobRun>, Error> {
-    Ok(sqlx::query_as::<_, JobRun>(sqlx::AssertSqlSafe(format!(
-        "select distinct on (job_name) {RUN_COLUMNS} from ops.job_runs
-         order by job_name, started_at desc, job_run_id desc"
-    )))
+    Ok(sqlx::query_as!(
+        JobRun,
+        r#"select distinct on (job_name)
+                  job_run_id, job_name, trigger as "trigger: Trigger", status as "status: RunStatus",
+                  attempt, host, started_at, finished_at, rows_affected, error,
+                  details as "details: Json<Value>"
+           from ops.job_runs
+           order by job_name, started_at desc, job_run_id desc"#,
+    )
     .fetch_all(pool)
     .await?)
 }
@@ -187,12 +207,14 @@ pub async fn latest_runs(pool: &PgPool) -> Result<Vec<JobRun>, Error> {
 /// Closes a job's runs left `running` (their scheduler died) as failed; the caller holds the job's lock,
 /// which proves no live scheduler is running it. Returns how many were closed.
 pub async fn close_abandoned(conn: &mut PgConnection, job: &str) -> Result<u64, Error> {
-    Ok(sqlx::query(
-        "update ops.job_runs set status = 'failed', finished_at = greatest(now(), started_at),
+    Ok(sqlx::query!(
+        "update ops.job_runs set status = $2, finished_at = greatest(now(), started_at),
              error = 'abandoned: the scheduler running it stopped before it finished'
-         where job_name = $1 and status = 'running'",
+         where job_name = $1 and status = $3",
+        job,
+        RunStatus::Failed as _,
+        RunStatus::Running as _,
     )
-    .bind(job)
     .execute(conn)
     .await?
     .rows_affected())
@@ -200,8 +222,9 @@ pub async fn close_abandoned(conn: &mut PgConnection, job: &str) -> Result<u64, 
 
 /// Names of jobs with runs left `running`.
 pub async fn jobs_with_running_runs(pool: &PgPool) -> Result<Vec<String>, Error> {
-    Ok(sqlx::query_scalar(
-        "select distinct job_name from ops.job_runs where status = 'running' order by job_name",
+    Ok(sqlx::query_scalar!(
+        "select distinct job_name from ops.job_runs where status = $1 order by job_name",
+        RunStatus::Running as _,
     )
     .fetch_all(pool)
     .await?)
@@ -210,8 +233,7 @@ pub async fn jobs_with_running_runs(pool: &PgPool) -> Result<Vec<String>, Error>
 /// Whether a job is paused (for every replica).
 pub async fn is_paused(pool: &PgPool, job: &str) -> Result<bool, Error> {
     Ok(
-        sqlx::query_scalar::<_, bool>("select paused from ops.job_state where job_name = $1")
-            .bind(job)
+        sqlx::query_scalar!("select paused from ops.job_state where job_name = $1", job)
             .fetch_optional(pool)
             .await?
             .unwrap_or(false),
@@ -221,7 +243,7 @@ pub async fn is_paused(pool: &PgPool, job: &str) -> Result<bool, Error> {
 /// Every paused job.
 pub async fn paused_jobs(pool: &PgPool) -> Result<Vec<String>, Error> {
     Ok(
-        sqlx::query_scalar("select job_name from ops.job_state where paused order by job_name")
+        sqlx::query_scalar!("select job_name from ops.job_state where paused order by job_name")
             .fetch_all(pool)
             .await?,
     )
@@ -229,14 +251,14 @@ pub async fn paused_jobs(pool: &PgPool) -> Result<Vec<String>, Error> {
 
 /// Pauses or resumes a job.
 pub async fn set_paused(pool: &PgPool, job: &str, paused: bool, by: &str) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into ops.job_state (job_name, paused, updated_by) values ($1, $2, $3)
          on conflict (job_name) do update
              set paused = excluded.paused, updated_at = now(), updated_by = excluded.updated_by",
+        job,
+        paused,
+        by,
     )
-    .bind(job)
-    .bind(paused)
-    .bind(by)
     .execute(pool)
     .await?;
     Ok(())
@@ -266,11 +288,12 @@ impl JobLock {
             )))
         })?
         .map_err(Error::Connect)?;
-        let taken: bool =
-            sqlx::query_scalar("select pg_try_advisory_lock(hashtextextended('job:' || $1, 0))")
-                .bind(job)
-                .fetch_one(&mut conn)
-                .await?;
+        let taken = sqlx::query_scalar!(
+            r#"select pg_try_advisory_lock(hashtextextended('job:' || $1, 0)) as "taken!""#,
+            job,
+        )
+        .fetch_one(&mut conn)
+        .await?;
         if taken {
             Ok(Some(JobLock {
                 conn,
@@ -287,7 +310,7 @@ impl JobLock {
     pub async fn is_held(&mut self) -> bool {
         tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            sqlx::query("select 1").execute(&mut self.conn),
+            sqlx::query!("select 1 as alive").fetch_one(&mut self.conn),
         )
         .await
         .is_ok_and(|r| r.is_ok())
@@ -300,10 +323,12 @@ impl JobLock {
 
     /// Releases the lock and closes its connection.
     pub async fn release(mut self) {
-        let _ = sqlx::query("select pg_advisory_unlock(hashtextextended('job:' || $1, 0))")
-            .bind(&self.job)
-            .execute(&mut self.conn)
-            .await;
+        let _ = sqlx::query!(
+            "select pg_advisory_unlock(hashtextextended('job:' || $1, 0)) as released",
+            self.job,
+        )
+        .fetch_one(&mut self.conn)
+        .await;
         let _ = self.conn.close().await;
     }
 }
@@ -331,17 +356,17 @@ pub async fn insert_rejected(
     let lines: Vec<i64> = rejected.iter().map(|r| r.line_number).collect();
     let raws: Vec<&str> = rejected.iter().map(|r| r.raw_record.as_str()).collect();
     let errors: Vec<Json<&Value>> = rejected.iter().map(|r| Json(&r.errors)).collect();
-    sqlx::query(
+    sqlx::query!(
         "insert into ops.rejected_records (source, job_run_id, file_id, line_number, raw_record, errors)
          select $1, $2, $3, line, raw, errors
          from unnest($4::bigint[], $5::text[], $6::jsonb[]) as r(line, raw, errors)",
+        source,
+        job_run_id,
+        file_id,
+        &lines,
+        &raws as &[&str],
+        &errors as &[Json<&Value>],
     )
-    .bind(source)
-    .bind(job_run_id)
-    .bind(file_id)
-    .bind(&lines)
-    .bind(&raws)
-    .bind(&errors)
     .execute(pool)
     .await?;
     Ok(())

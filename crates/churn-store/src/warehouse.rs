@@ -18,7 +18,8 @@ pub fn next_customer_id(ids: &mut ulid::Generator) -> Uuid {
 }
 
 /// Where a customer came from (`churn.customers.source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Source {
     Synthetic,
     Ingested,
@@ -54,12 +55,47 @@ pub struct Classification {
     pub threshold: f64,
 }
 
+/// The columns COPY writes to `churn.customers`, in order, as a literal that `concat!` can build the
+/// statements below from (COPY takes no parameters and cannot be a checked query).
+macro_rules! customer_columns {
+    () => {
+        "customer_id, source, external_id, country, state, city, zip_code, latitude, longitude, gender, \
+         senior_citizen, partner, dependents, tenure_months, phone_service, multiple_lines, \
+         internet_service, online_security, online_backup, device_protection, tech_support, \
+         streaming_tv, streaming_movies, contract, paperless_billing, payment_method, monthly_charges, \
+         total_charges, churn_label"
+    };
+}
+
 /// The columns COPY writes to `churn.customers`, in order.
-pub const CUSTOMER_COLUMNS: &str = "customer_id, source, external_id, country, state, city, zip_code, \
-    latitude, longitude, gender, senior_citizen, partner, dependents, tenure_months, phone_service, \
-    multiple_lines, internet_service, online_security, online_backup, device_protection, tech_support, \
-    streaming_tv, streaming_movies, contract, paperless_billing, payment_method, monthly_charges, \
-    total_charges, churn_label";
+pub const CUSTOMER_COLUMNS: &str = customer_columns!();
+
+/// [`customer_rows`] into `churn.customers`.
+const COPY_CUSTOMERS: &str = concat!(
+    "copy churn.customers (",
+    customer_columns!(),
+    ") from stdin (format csv)"
+);
+
+/// [`customer_rows_labelled_at`] with a time into `churn.customers`.
+const COPY_CUSTOMERS_LABELLED: &str = concat!(
+    "copy churn.customers (",
+    customer_columns!(),
+    ", labelled_at) from stdin (format csv)"
+);
+
+/// [`customer_rows`] into the session's staging table of [`upsert_ingested`].
+const COPY_INGEST_STAGE: &str = concat!(
+    "copy ingest_stage (",
+    customer_columns!(),
+    ") from stdin (format csv)"
+);
+
+const COPY_SYNTHESIZED: &str = "copy churn.synthesized (customer_id, synthesizer_name, \
+    synthesizer_version, seed) from stdin (format csv)";
+
+const COPY_CLASSIFIED: &str = "copy churn.classified (customer_id, model_name, model_version, \
+    churn_probability, predicted_churn_label, threshold, actual_churn_label) from stdin (format csv)";
 
 fn yes(v: YesNo) -> &'static [u8] {
     if v.is_yes() { b"t" } else { b"f" }
@@ -261,48 +297,51 @@ pub async fn write_generated(
 
     let mut conn = Guarded(Some(pool.acquire().await?));
     let mut tx = sqlx::Connection::begin(conn.connection()).await?;
-    copy(
-        &mut tx,
-        &format!("copy churn.customers ({CUSTOMER_COLUMNS}) from stdin (format csv)"),
-        customer_csv,
-    )
-    .await?;
-    copy(
-        &mut tx,
-        "copy churn.synthesized (customer_id, synthesizer_name, synthesizer_version, seed) \
-         from stdin (format csv)",
-        synthesized,
-    )
-    .await?;
-    copy(
-        &mut tx,
-        "copy churn.classified (customer_id, model_name, model_version, churn_probability, \
-         predicted_churn_label, threshold, actual_churn_label) from stdin (format csv)",
-        classified,
-    )
-    .await?;
+    copy(&mut tx, COPY_CUSTOMERS, customer_csv).await?;
+    copy(&mut tx, COPY_SYNTHESIZED, synthesized).await?;
+    copy(&mut tx, COPY_CLASSIFIED, classified).await?;
     tx.commit().await?;
     conn.release();
     Ok(())
 }
 
-/// Columns every ingested row sets on a known customer: everything a business file may change (the
-/// label only when the row has one, so a file without outcomes never erases one).
-const INGEST_UPDATE: &str = "country = excluded.country, state = excluded.state, city = excluded.city, \
-    zip_code = excluded.zip_code, latitude = excluded.latitude, longitude = excluded.longitude, \
-    gender = excluded.gender, senior_citizen = excluded.senior_citizen, partner = excluded.partner, \
-    dependents = excluded.dependents, tenure_months = excluded.tenure_months, \
-    phone_service = excluded.phone_service, multiple_lines = excluded.multiple_lines, \
-    internet_service = excluded.internet_service, online_security = excluded.online_security, \
-    online_backup = excluded.online_backup, device_protection = excluded.device_protection, \
-    tech_support = excluded.tech_support, streaming_tv = excluded.streaming_tv, \
-    streaming_movies = excluded.streaming_movies, contract = excluded.contract, \
-    paperless_billing = excluded.paperless_billing, payment_method = excluded.payment_method, \
-    monthly_charges = excluded.monthly_charges, total_charges = excluded.total_charges, \
-    churn_label = coalesce(excluded.churn_label, customers.churn_label), \
-    labelled_at = case when excluded.churn_label is not null \
-        and excluded.churn_label is distinct from customers.churn_label then now() \
-        else customers.labelled_at end";
+/// Writes the staged rows of [`upsert_ingested`] and counts what it did. A known business id updates
+/// everything a business file may change (the label only when the row has one, so a file without
+/// outcomes never erases one). Not a checked query: `ingest_stage` is a temporary table, which no
+/// database holds when the query is checked.
+const UPSERT_STAGED: &str = concat!(
+    "with written as (insert into churn.customers (",
+    customer_columns!(),
+    ", labelled_at) select ",
+    customer_columns!(),
+    ", case when churn_label is not null then now() end from ingest_stage \
+     on conflict (external_id) where external_id is not null do update set \
+     country = excluded.country, state = excluded.state, city = excluded.city, \
+     zip_code = excluded.zip_code, latitude = excluded.latitude, longitude = excluded.longitude, \
+     gender = excluded.gender, senior_citizen = excluded.senior_citizen, partner = excluded.partner, \
+     dependents = excluded.dependents, tenure_months = excluded.tenure_months, \
+     phone_service = excluded.phone_service, multiple_lines = excluded.multiple_lines, \
+     internet_service = excluded.internet_service, online_security = excluded.online_security, \
+     online_backup = excluded.online_backup, device_protection = excluded.device_protection, \
+     tech_support = excluded.tech_support, streaming_tv = excluded.streaming_tv, \
+     streaming_movies = excluded.streaming_movies, contract = excluded.contract, \
+     paperless_billing = excluded.paperless_billing, payment_method = excluded.payment_method, \
+     monthly_charges = excluded.monthly_charges, total_charges = excluded.total_charges, \
+     churn_label = coalesce(excluded.churn_label, customers.churn_label), \
+     labelled_at = case when excluded.churn_label is not null \
+         and excluded.churn_label is distinct from customers.churn_label then now() \
+         else customers.labelled_at end \
+     returning (xmax = 0) as inserted) \
+     select count(*) filter (where inserted) as inserted, \
+         count(*) filter (where not inserted) as updated from written"
+);
+
+/// What [`UPSERT_STAGED`] counted.
+#[derive(sqlx::FromRow)]
+struct StagedCounts {
+    inserted: i64,
+    updated: i64,
+}
 
 /// How many ingested rows added customers and how many changed known ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -330,23 +369,23 @@ pub async fn upsert_ingested(
     // concurrent writer adds meanwhile) makes that COPY fail on the unique index at the first such
     // row: the savepoint undoes it and the staged upsert below runs instead. Trying first costs at most
     // the rows before that first known id, and spares every new-customer batch a lookup of its ids.
-    let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("select now()")
+    let now = sqlx::query_scalar!(r#"select now() as "now!""#)
         .fetch_one(&mut *conn)
         .await?;
-    sqlx::query("savepoint ingest_direct")
+    sqlx::query!("savepoint ingest_direct")
         .execute(&mut *conn)
         .await?;
     // The transaction's now(), as the upsert's `now()` would write it.
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let direct = copy(
         conn,
-        &format!("copy churn.customers ({CUSTOMER_COLUMNS}, labelled_at) from stdin (format csv)"),
+        COPY_CUSTOMERS_LABELLED,
         customer_rows_labelled_at(Source::Ingested, rows, Some(&at)),
     )
     .await;
     match direct {
         Ok(inserted) => {
-            sqlx::query("release savepoint ingest_direct")
+            sqlx::query!("release savepoint ingest_direct")
                 .execute(&mut *conn)
                 .await?;
             return Ok(Upserted {
@@ -357,42 +396,33 @@ pub async fn upsert_ingested(
         Err(Error::Database(e))
             if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23505") =>
         {
-            sqlx::query("rollback to savepoint ingest_direct")
+            sqlx::query!("rollback to savepoint ingest_direct")
                 .execute(&mut *conn)
                 .await?;
         }
         Err(e) => return Err(e),
     }
-    sqlx::query(
-        "create temporary table if not exists ingest_stage \
-         (like churn.customers including defaults) on commit delete rows",
+    sqlx::query!(
+        "create temporary table if not exists ingest_stage
+         (like churn.customers including defaults) on commit delete rows"
     )
     .execute(&mut *conn)
     .await?;
     copy(
         conn,
-        &format!("copy ingest_stage ({CUSTOMER_COLUMNS}) from stdin (format csv)"),
+        COPY_INGEST_STAGE,
         customer_rows(Source::Ingested, rows),
     )
     .await?;
-    let (inserted, updated): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "with written as (
-             insert into churn.customers ({CUSTOMER_COLUMNS}, labelled_at)
-             select {CUSTOMER_COLUMNS}, case when churn_label is not null then now() end
-             from ingest_stage
-             on conflict (external_id) where external_id is not null do update set {INGEST_UPDATE}
-             returning (xmax = 0) as inserted)
-         select count(*) filter (where inserted), count(*) filter (where not inserted) from written"
-    )))
-    .fetch_one(&mut *conn)
-    .await?;
-    // Emptied now as well as at commit: a caller may write several batches in one transaction.
+    let counts: StagedCounts = sqlx::query_as(UPSERT_STAGED).fetch_one(&mut *conn).await?;
+    // Emptied now as well as at commit: a caller may write several batches in one transaction. (Not a
+    // checked query, for the reason given at UPSERT_STAGED.)
     sqlx::query("truncate ingest_stage")
         .execute(&mut *conn)
         .await?;
     Ok(Upserted {
-        inserted: inserted as u64,
-        updated: updated as u64,
+        inserted: counts.inserted as u64,
+        updated: counts.updated as u64,
     })
 }
 
@@ -402,23 +432,18 @@ pub async fn copy_customers(
     conn: &mut PgConnection,
     rows: &[(Uuid, &Customer, Option<&str>)],
 ) -> Result<u64, Error> {
-    copy(
-        conn,
-        &format!("copy churn.customers ({CUSTOMER_COLUMNS}) from stdin (format csv)"),
-        customer_rows(Source::Ingested, rows),
-    )
-    .await
+    copy(conn, COPY_CUSTOMERS, customer_rows(Source::Ingested, rows)).await
 }
 
 /// How many of `ids` are in `churn.customers`: after a failure whose outcome is unknown (the connection
 /// dropped during COMMIT), this tells whether the batch landed.
 pub async fn count_customers(pool: &PgPool, ids: &[Uuid]) -> Result<i64, Error> {
-    Ok(
-        sqlx::query_scalar("select count(*) from churn.customers where customer_id = any($1)")
-            .bind(ids)
-            .fetch_one(pool)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"select count(*) as "count!" from churn.customers where customer_id = any($1)"#,
+        ids,
     )
+    .fetch_one(pool)
+    .await?)
 }
 
 #[cfg(test)]

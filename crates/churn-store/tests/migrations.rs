@@ -1,17 +1,19 @@
 //! Migrations against a real PostgreSQL: idempotent, safe concurrently, and constraints that refuse bad rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use churn_store::sql::quote_ident;
 use churn_testkit::{TestDb, applied_migrations, migration_versions};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 
 /// Tables the migrations create in our schemas (V1: 16; V2, dbt results: 3; V3, job state: 1; V4, monitoring: 3;
 /// V5, ingestion: 1). V6's monitoring views are counted in tests/readonly.rs.
 const TABLES: i64 = 24;
 
 async fn table_count(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from information_schema.tables
-         where table_schema in ('churn', 'registry', 'monitoring', 'ops') and table_type = 'BASE TABLE'",
+    sqlx::query_scalar!(
+        r#"select count(*) as "count!" from information_schema.tables
+           where table_schema in ('churn', 'registry', 'monitoring', 'ops')
+             and table_type = 'BASE TABLE'"#,
     )
     .fetch_one(pool)
     .await
@@ -38,13 +40,13 @@ async fn migrations_create_every_schema_and_applying_twice_changes_nothing() {
 #[tokio::test]
 async fn migrations_apply_twice_when_the_search_path_puts_our_schema_first() {
     let db = TestDb::empty().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "alter database {} set search_path = churn, public",
-        db.name
-    )))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    QueryBuilder::<Postgres>::new("alter database ")
+        .push(quote_ident(&db.name))
+        .push(" set search_path = churn, public")
+        .build()
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let expected = migration_versions();
     assert_eq!(churn_store::migrate(&db.url).await.unwrap(), expected);
     let second = churn_store::migrate(&db.url).await.unwrap();
@@ -81,6 +83,8 @@ const VALID_CUSTOMER: &str = "insert into churn.customers (customer_id, source, 
     -118.27, 'Male', false, false, false, 2, true, 'No', 'DSL', 'Yes', 'Yes', 'No', 'No', 'No', 'No',
     'Month-to-month', true, 'Mailed check', 53.85, 108.15, true)";
 
+/// The constraint a statement breaks, if any. `sql` is one of this file's literal statements, some with
+/// a value swapped for a bad one: test text, never outside input.
 async fn violated_constraint(pool: &PgPool, sql: &str) -> Option<String> {
     match sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(pool)
@@ -165,28 +169,26 @@ async fn a_customer_s_updated_at_marks_real_changes_and_ignores_rewrites_with_th
     let db = TestDb::new().await;
     sqlx::query(VALID_CUSTOMER).execute(&db.pool).await.unwrap();
     let updated_at = || async {
-        sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
-            "select updated_at from churn.customers",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
+        sqlx::query_scalar!("select updated_at from churn.customers")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
     };
     assert_eq!(updated_at().await, None, "a new customer is not an update");
     // An upsert that writes the same values back is not a change.
-    sqlx::query(
+    sqlx::query!(
         "update churn.customers set tenure_months = tenure_months, churn_label = churn_label",
     )
     .execute(&db.pool)
     .await
     .unwrap();
     assert_eq!(updated_at().await, None);
-    sqlx::query("update churn.customers set contract = 'One year'")
+    sqlx::query!("update churn.customers set contract = 'One year'")
         .execute(&db.pool)
         .await
         .unwrap();
     let first = updated_at().await.expect("a change sets updated_at");
-    sqlx::query("update churn.customers set churn_label = false")
+    sqlx::query!("update churn.customers set churn_label = false")
         .execute(&db.pool)
         .await
         .unwrap();

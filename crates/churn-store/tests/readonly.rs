@@ -2,8 +2,9 @@
 //! monitoring schema, including mart tables created after the migration, and nothing else; it never writes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use churn_store::sql::quote_ident;
 use churn_testkit::TestDb;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, SqlSafeStr, SqlStr};
 
 /// V6's views in the monitoring schema, which BI tools read instead of the raw tables.
 const MONITORING_VIEWS: [&str; 11] = [
@@ -28,12 +29,21 @@ async fn connect_readonly(db: &TestDb) -> PgConnection {
     PgConnection::connect(url.as_str()).await.unwrap()
 }
 
+/// `select <columns> from <schema>.<table> limit 1`, the names quoted.
+fn select_from(columns: &str, schema: &str, table: &str) -> SqlStr {
+    let mut sql = QueryBuilder::<Postgres>::new("select ");
+    sql.push(columns)
+        .push(" from ")
+        .push(quote_ident(schema))
+        .push('.')
+        .push(quote_ident(table))
+        .push(" limit 1");
+    sql.into_sql()
+}
+
 /// The SQLSTATE a statement fails with, or None when it succeeds.
-async fn sqlstate(conn: &mut PgConnection, sql: &str) -> Option<String> {
-    match sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-        .execute(&mut *conn)
-        .await
-    {
+async fn sqlstate(conn: &mut PgConnection, sql: impl SqlSafeStr) -> Option<String> {
+    match sqlx::raw_sql(sql).execute(&mut *conn).await {
         Ok(_) => None,
         Err(e) => Some(
             e.as_database_error()
@@ -56,49 +66,61 @@ async fn the_readonly_role_reads_the_marts_and_monitoring_and_nothing_else() {
     .unwrap();
     let mut ro = connect_readonly(&db).await;
 
+    // Not a checked query: the table is this test's own.
     let rows: i64 = sqlx::query_scalar("select count(*) from marts.dim_example")
         .fetch_one(&mut ro)
         .await
         .unwrap();
     assert_eq!(rows, 1, "a mart table created later is readable");
     for table in ["model_metrics", "drift", "drift_runs", "calibration"] {
-        let sql = format!("select count(*) from monitoring.{table}");
-        assert_eq!(sqlstate(&mut ro, &sql).await, None, "{sql}");
+        let sql = select_from("count(*)", "monitoring", table);
+        assert_eq!(
+            sqlstate(&mut ro, sql.clone()).await,
+            None,
+            "{}",
+            sql.as_str()
+        );
     }
-    let views: Vec<String> = sqlx::query_scalar(
-        "select table_name::text from information_schema.views
-         where table_schema = 'monitoring' order by 1",
+    let views: Vec<String> = sqlx::query_scalar!(
+        r#"select table_name::text as "table_name!" from information_schema.views
+           where table_schema = 'monitoring' order by 1"#,
     )
     .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(views, MONITORING_VIEWS);
     for view in MONITORING_VIEWS {
-        let sql = format!("select * from monitoring.{view} limit 1");
-        assert_eq!(sqlstate(&mut ro, &sql).await, None, "{sql}");
+        let sql = select_from("*", "monitoring", view);
+        assert_eq!(
+            sqlstate(&mut ro, sql.clone()).await,
+            None,
+            "{}",
+            sql.as_str()
+        );
     }
 
     // 42501: insufficient privilege. The raw warehouse, the registry (artifact locations, run
     // parameters), the raw ops tables (refused records verbatim), dbt's staging and snapshots.
-    for table in [
-        "churn.customers",
-        "churn.classified",
-        "registry.model_versions",
-        "registry.runs",
-        "registry.run_params",
-        "registry.aliases",
-        "ops.job_runs",
-        "ops.rejected_records",
-        "ops.ingested_files",
-        "ops.dbt_invocations",
-        "staging.stg_example",
-        "public.refinery_schema_history",
+    for (schema, table) in [
+        ("churn", "customers"),
+        ("churn", "classified"),
+        ("registry", "model_versions"),
+        ("registry", "runs"),
+        ("registry", "run_params"),
+        ("registry", "aliases"),
+        ("ops", "job_runs"),
+        ("ops", "rejected_records"),
+        ("ops", "ingested_files"),
+        ("ops", "dbt_invocations"),
+        ("staging", "stg_example"),
+        ("public", "refinery_schema_history"),
     ] {
-        let sql = format!("select * from {table} limit 1");
+        let sql = select_from("*", schema, table);
         assert_eq!(
-            sqlstate(&mut ro, &sql).await.as_deref(),
+            sqlstate(&mut ro, sql.clone()).await.as_deref(),
             Some("42501"),
-            "{sql}"
+            "{}",
+            sql.as_str()
         );
     }
 
@@ -116,18 +138,23 @@ async fn the_readonly_role_reads_the_marts_and_monitoring_and_nothing_else() {
             Some("25006"),
             "{sql}"
         );
-        let forced = format!("begin read write; {sql}; commit");
+        let mut forced = QueryBuilder::<Postgres>::new("begin read write; ");
+        forced.push(sql).push("; commit");
+        let forced = forced.into_sql();
         assert_eq!(
-            sqlstate(&mut ro, &forced).await.as_deref(),
+            sqlstate(&mut ro, forced.clone()).await.as_deref(),
             Some("42501"),
-            "{forced}"
+            "{}",
+            forced.as_str()
         );
         sqlstate(&mut ro, "rollback").await;
     }
-    let read_only: String = sqlx::query_scalar("show default_transaction_read_only")
-        .fetch_one(&mut ro)
-        .await
-        .unwrap();
+    let read_only = sqlx::query_scalar!(
+        r#"select current_setting('default_transaction_read_only') as "setting!""#
+    )
+    .fetch_one(&mut ro)
+    .await
+    .unwrap();
     assert_eq!(read_only, "on");
     ro.close().await.unwrap();
 }
@@ -140,22 +167,24 @@ async fn the_readonly_password_is_set_from_the_configured_value_whatever_its_cha
         .await
         .unwrap();
     // pg_authid holds the password's SCRAM verifier, never the password itself.
-    let stored: Option<String> =
-        sqlx::query_scalar("select rolpassword from pg_authid where rolname = $1")
-            .bind(churn_store::READONLY_ROLE)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let stored = sqlx::query_scalar!(
+        "select rolpassword from pg_authid where rolname = $1",
+        churn_store::READONLY_ROLE,
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     let stored = stored.expect("a password is set");
     assert!(stored.starts_with("SCRAM-SHA-256$"), "{stored}");
     assert!(!stored.contains("quoted"));
     // Migrating again keeps it (the role is created once per server, its password set apart).
     assert!(churn_store::migrate(&db.url).await.unwrap().is_empty());
-    let again: Option<String> =
-        sqlx::query_scalar("select rolpassword from pg_authid where rolname = $1")
-            .bind(churn_store::READONLY_ROLE)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let again = sqlx::query_scalar!(
+        "select rolpassword from pg_authid where rolname = $1",
+        churn_store::READONLY_ROLE,
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(again.as_deref(), Some(stored.as_str()));
 }

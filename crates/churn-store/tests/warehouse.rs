@@ -43,12 +43,16 @@ async fn new_business_ids_are_inserted_and_known_ones_update_with_labelled_at_se
             updated: 0
         }
     );
-    let labelled: Vec<(String, bool)> = sqlx::query_as(
-        "select external_id, labelled_at is not null from churn.customers order by external_id",
+    let labelled: Vec<(String, bool)> = sqlx::query!(
+        r#"select external_id as "external_id!", labelled_at is not null as "labelled!"
+           from churn.customers order by external_id"#,
     )
     .fetch_all(&db.pool)
     .await
-    .unwrap();
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.external_id, r.labelled))
+    .collect();
     assert_eq!(labelled, [("A-1".into(), false), ("A-2".into(), true)]);
 
     // The outcome arrives for A-1, and a third customer is new: the batch takes the upsert.
@@ -66,12 +70,16 @@ async fn new_business_ids_are_inserted_and_known_ones_update_with_labelled_at_se
             updated: 1
         }
     );
-    let rows: Vec<(String, Option<bool>, bool)> = sqlx::query_as(
-        "select external_id, churn_label, labelled_at is not null from churn.customers order by external_id",
+    let rows: Vec<(String, Option<bool>, bool)> = sqlx::query!(
+        r#"select external_id as "external_id!", churn_label, labelled_at is not null as "labelled!"
+           from churn.customers order by external_id"#,
     )
     .fetch_all(&db.pool)
     .await
-    .unwrap();
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.external_id, r.churn_label, r.labelled))
+    .collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0], ("A-1".into(), Some(true), true));
 }
@@ -114,12 +122,16 @@ async fn a_concurrent_writer_adding_the_same_business_id_turns_the_copy_into_an_
             updated: 1
         }
     );
-    let rows: Vec<(String, Uuid, i16)> = sqlx::query_as(
-        "select external_id, customer_id, tenure_months from churn.customers order by external_id",
+    let rows: Vec<(String, Uuid, i16)> = sqlx::query!(
+        r#"select external_id as "external_id!", customer_id, tenure_months
+           from churn.customers order by external_id"#,
     )
     .fetch_all(&db.pool)
     .await
-    .unwrap();
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.external_id, r.customer_id, r.tenure_months))
+    .collect();
     assert_eq!(rows.len(), 2, "{rows:?}");
     // B-1 keeps the first writer's id and has this batch's attributes.
     assert_eq!(rows[0].0, "B-1");

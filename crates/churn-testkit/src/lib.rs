@@ -9,12 +9,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use churn_config::{DatabaseConfig, Env, S3Options, Secret};
+use churn_store::sql::quote_ident;
 use churn_store::{ObjectStoreHandle, ObjectStoreUrl};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -36,6 +37,8 @@ pub fn migration_versions() -> Vec<i32> {
 
 /// The versions refinery recorded as applied in a database, in order.
 pub async fn applied_migrations(pool: &PgPool) -> Vec<i32> {
+    // Not a checked query: refinery creates its history table on the first run, so the database the
+    // queries are checked against need not hold it.
     sqlx::query_scalar("select version from public.refinery_schema_history order by version")
         .fetch_all(pool)
         .await
@@ -75,7 +78,9 @@ impl TestDb {
                 "cannot reach PostgreSQL at {admin_url} (set DATABASE_URL or run scripts/test): {e}"
             )
         });
-        sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+        QueryBuilder::<Postgres>::new("create database ")
+            .push(quote_ident(&name))
+            .build()
             .execute(&mut admin)
             .await
             .expect("create the test database");
@@ -108,11 +113,12 @@ impl Drop for TestDb {
                 .expect("runtime");
             rt.block_on(async move {
                 if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "drop database if exists {name} with (force)"
-                    )))
-                    .execute(&mut admin)
-                    .await;
+                    let _ = QueryBuilder::<Postgres>::new("drop database if exists ")
+                        .push(quote_ident(&name))
+                        .push(" with (force)")
+                        .build()
+                        .execute(&mut admin)
+                        .await;
                 }
             });
         })

@@ -81,8 +81,8 @@ fn run_body(run: JobRun) -> JobRunBody {
     JobRunBody {
         job_run_id: run.job_run_id,
         job_name: run.job_name,
-        trigger: run.trigger,
-        status: run.status,
+        trigger: run.trigger.as_str().to_owned(),
+        status: run.status.as_str().to_owned(),
         attempt: run.attempt,
         host: run.host,
         started_at: run.started_at,
