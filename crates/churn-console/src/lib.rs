@@ -12,4 +12,6 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Store(#[from] churn_store::Error),
+    #[error(transparent)]
+    Registry(#[from] churn_registry::Error),
 }

@@ -431,7 +431,7 @@ pub fn data(files: &[FileLine], reasons: &[RejectionCount], now: DateTime<Utc>) 
                     th.num { "rejected" } th { "started" } th { "reason" } } }
                 tbody { @for f in files {
                     tr {
-                        td { code { (f.object_key) } } td { (status(&f.status)) } td.num { (f.rows_total) }
+                        td { code { (f.object_key) } } td { (status(f.status.as_str())) } td.num { (f.rows_total) }
                         td.num { (f.rows_inserted) } td.num { (f.rows_updated) } td.num { (f.rows_rejected) }
                         td { (when(f.started_at)) } td.error { (f.reason.as_deref().unwrap_or("")) }
                     }

@@ -89,4 +89,17 @@ pub enum Error {
     },
     #[error("cannot record dbt results: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("cannot record dbt results: {0}")]
+    Store(churn_store::Error),
+}
+
+/// The store's recording functions fail in the database: those errors stay [`Error::Database`], which
+/// callers treat as worth retrying.
+impl From<churn_store::Error> for Error {
+    fn from(e: churn_store::Error) -> Self {
+        match e {
+            churn_store::Error::Database(e) | churn_store::Error::Connect(e) => Error::Database(e),
+            other => Error::Store(other),
+        }
+    }
 }

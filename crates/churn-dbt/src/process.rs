@@ -199,17 +199,9 @@ async fn terminate(child: &mut Child, pgid: Option<Pid>, grace: Duration, comman
 async fn cancel_leftover_queries(connection: &ConnectionEnv, application_name: &str) {
     let ended = async {
         let mut conn = sqlx::PgConnection::connect(connection.url()).await?;
-        let n: i64 = sqlx::query_scalar(
-            "select count(*) from (
-                 select pg_terminate_backend(pid) from pg_stat_activity
-                 where application_name = $1 and pid <> pg_backend_pid()
-             ) as ended",
-        )
-        .bind(application_name)
-        .fetch_one(&mut conn)
-        .await?;
+        let n = churn_store::dbt_results::terminate_sessions(&mut conn, application_name).await?;
         let _ = conn.close().await;
-        Ok::<i64, sqlx::Error>(n)
+        Ok::<i64, churn_store::Error>(n)
     }
     .await;
     match ended {

@@ -1,8 +1,7 @@
-//! Writes invocations to the ops tables (migration V2): one row per invocation in `ops.dbt_invocations`,
-//! one per node in `ops.dbt_node_results`, one per source in `ops.dbt_source_freshness`, all in one
-//! transaction, the per-node rows as one UNNEST insert per table.
+//! Writes invocations to the ops tables (migration V2) through `churn_store::dbt_results`: one row per
+//! invocation, one per node, one per source, all in one transaction.
 
-use chrono::{DateTime, Utc};
+use churn_store::dbt_results::{self, NewFreshness, NewInvocation, NewNodeResult};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -18,93 +17,57 @@ pub async fn record(
 ) -> Result<(), Error> {
     let mut tx = pool.begin().await?;
     for invocation in invocations {
-        sqlx::query(
-            "insert into ops.dbt_invocations (invocation_id, job_run_id, command, status, exit_code,
-                 dbt_version, schema_version, started_at, generated_at, elapsed_seconds,
-                 invocation_command, args)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(invocation.invocation_id)
-        .bind(job_run_id)
-        .bind(invocation.command.as_str())
-        .bind(invocation.status.as_str())
-        .bind(invocation.exit_code)
-        .bind(&invocation.dbt_version)
-        .bind(&invocation.schema_version)
-        .bind(invocation.started_at)
-        .bind(invocation.generated_at)
-        .bind(invocation.elapsed_seconds)
-        .bind(&invocation.invocation_command)
-        .bind(sqlx::types::Json(&invocation.args))
-        .execute(&mut *tx)
-        .await?;
+        let row = NewInvocation {
+            invocation_id: invocation.invocation_id,
+            job_run_id,
+            command: invocation.command.as_str(),
+            status: invocation.status.as_str(),
+            exit_code: invocation.exit_code,
+            dbt_version: &invocation.dbt_version,
+            schema_version: &invocation.schema_version,
+            started_at: invocation.started_at,
+            generated_at: invocation.generated_at,
+            elapsed_seconds: invocation.elapsed_seconds,
+            invocation_command: invocation.invocation_command.as_deref(),
+            args: &invocation.args,
+        };
+        dbt_results::insert_invocation(&mut tx, &row).await?;
 
-        if !invocation.nodes.is_empty() {
-            let nodes = &invocation.nodes;
-            sqlx::query(
-                "insert into ops.dbt_node_results (invocation_id, unique_id, resource_type, status,
-                     started_at, completed_at, execution_seconds, rows_affected, failures, message,
-                     relation_name, thread_id, adapter_response)
-                 select $1, n.unique_id, n.resource_type, n.status, n.started_at, n.completed_at,
-                        n.execution_seconds, n.rows_affected, n.failures, n.message, n.relation_name,
-                        n.thread_id, n.adapter_response::jsonb
-                 from unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-                             $7::float8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::text[],
-                             $13::text[])
-                     as n (unique_id, resource_type, status, started_at, completed_at, execution_seconds,
-                           rows_affected, failures, message, relation_name, thread_id, adapter_response)",
-            )
-            .bind(invocation.invocation_id)
-            .bind(nodes.iter().map(|n| n.unique_id.clone()).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|n| n.resource_type.as_str()).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|n| n.status.as_str()).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|n| n.started_at).collect::<Vec<Option<DateTime<Utc>>>>())
-            .bind(nodes.iter().map(|n| n.completed_at).collect::<Vec<Option<DateTime<Utc>>>>())
-            .bind(nodes.iter().map(|n| n.execution_seconds).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|n| n.rows_affected).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|n| n.failures).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|n| n.message.clone()).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|n| n.relation_name.clone()).collect::<Vec<_>>())
-            .bind(nodes.iter().map(|n| n.thread_id.clone()).collect::<Vec<_>>())
-            .bind(
-                nodes
-                    .iter()
-                    .map(|n| serde_json::Value::Object(n.adapter_response.clone()).to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
+        let nodes: Vec<NewNodeResult<'_>> = invocation
+            .nodes
+            .iter()
+            .map(|n| NewNodeResult {
+                unique_id: &n.unique_id,
+                resource_type: n.resource_type.as_str(),
+                status: n.status.as_str(),
+                started_at: n.started_at,
+                completed_at: n.completed_at,
+                execution_seconds: n.execution_seconds,
+                rows_affected: n.rows_affected,
+                failures: n.failures,
+                message: n.message.as_deref(),
+                relation_name: n.relation_name.as_deref(),
+                thread_id: n.thread_id.as_deref(),
+                adapter_response: &n.adapter_response,
+            })
+            .collect();
+        dbt_results::insert_node_results(&mut tx, invocation.invocation_id, &nodes).await?;
 
-        if !invocation.freshness.is_empty() {
-            let sources = &invocation.freshness;
-            sqlx::query(
-                "insert into ops.dbt_source_freshness (invocation_id, unique_id, status, max_loaded_at,
-                     snapshotted_at, age_seconds, criteria, execution_seconds, error)
-                 select $1, s.unique_id, s.status, s.max_loaded_at, s.snapshotted_at, s.age_seconds,
-                        s.criteria::jsonb, s.execution_seconds, s.error
-                 from unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[],
-                             $7::text[], $8::float8[], $9::text[])
-                     as s (unique_id, status, max_loaded_at, snapshotted_at, age_seconds, criteria,
-                           execution_seconds, error)",
-            )
-            .bind(invocation.invocation_id)
-            .bind(sources.iter().map(|s| s.unique_id.clone()).collect::<Vec<_>>())
-            .bind(sources.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
-            .bind(sources.iter().map(|s| s.max_loaded_at).collect::<Vec<_>>())
-            .bind(sources.iter().map(|s| s.snapshotted_at).collect::<Vec<_>>())
-            .bind(sources.iter().map(|s| s.age_seconds).collect::<Vec<_>>())
-            .bind(
-                sources
-                    .iter()
-                    .map(|s| serde_json::Value::Object(s.criteria.clone()).to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(sources.iter().map(|s| s.execution_seconds).collect::<Vec<_>>())
-            .bind(sources.iter().map(|s| s.error.clone()).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
+        let sources: Vec<NewFreshness<'_>> = invocation
+            .freshness
+            .iter()
+            .map(|s| NewFreshness {
+                unique_id: &s.unique_id,
+                status: s.status.as_str(),
+                max_loaded_at: s.max_loaded_at,
+                snapshotted_at: s.snapshotted_at,
+                age_seconds: s.age_seconds,
+                criteria: &s.criteria,
+                execution_seconds: s.execution_seconds,
+                error: s.error.as_deref(),
+            })
+            .collect();
+        dbt_results::insert_source_freshness(&mut tx, invocation.invocation_id, &sources).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use churn_store::ingestion::{self, FileStatus, IngestedFile};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
@@ -9,7 +10,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use crate::read::{self, Parsed};
-use crate::state::{self, FileState};
+use crate::state;
 use crate::{Error, FAILED, LANDING, PROCESSED, QUARANTINE, name_under, quarantine};
 
 /// How files are read and written.
@@ -106,8 +107,8 @@ impl Ingestor {
             Ok(hashed) => hashed,
             Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
                 // The object moved on already: an event delivered again after its file was done.
-                return match state::by_key(&self.pool, key).await? {
-                    Some(file) if file.status != "processing" => {
+                return match ingestion::latest_file_by_key(&self.pool, key).await? {
+                    Some(file) if file.status != FileStatus::Processing => {
                         self.summary(&file, Outcome::AlreadyProcessed).await
                     }
                     _ => Err(Error::NotFound {
@@ -117,9 +118,9 @@ impl Ingestor {
             }
             Err(e) => return Err(e),
         };
-        let file = state::claim(&self.pool, key, &sha256).await?;
-        match file.status.as_str() {
-            "processed" => {
+        let file = ingestion::claim_file(&self.pool, key, &sha256).await?;
+        match file.status {
+            FileStatus::Processed => {
                 let target = format!("{PROCESSED}{name}");
                 self.store
                     .rename(&path, &Path::from(target.as_str()))
@@ -137,7 +138,7 @@ impl Ingestor {
                 summary.moved_to = Some(target);
                 Ok(summary)
             }
-            "failed" => {
+            FileStatus::Failed => {
                 let reason = file.reason.clone().unwrap_or_default();
                 let target = self.fail_object(&path, &name, &reason).await?;
                 let mut summary = self.summary(&file, Outcome::Failed { reason }).await?;
@@ -145,7 +146,7 @@ impl Ingestor {
                 summary.moved_to = Some(target);
                 Ok(summary)
             }
-            _ => self.process(key, &name, &path, file).await,
+            FileStatus::Processing => self.process(key, &name, &path, file).await,
         }
     }
 
@@ -155,7 +156,7 @@ impl Ingestor {
         key: &str,
         name: &str,
         path: &Path,
-        file: FileState,
+        file: IngestedFile,
     ) -> Result<Summary, Error> {
         let open = read::open(self.store.clone(), path).await?;
         let (tx, mut rx) = mpsc::channel(2);
@@ -199,12 +200,12 @@ impl Ingestor {
             (None, Some(_)) => None,
             (None, None) => return Err(Error::Thread("the parser ended without a result".into())),
         };
-        let file = state::by_id(&self.pool, file.file_id).await?;
+        let file = ingestion::file_by_id(&self.pool, file.file_id).await?;
         if let Some(reason) = reason {
             let target = format!("{FAILED}{name}");
-            state::finish(&self.pool, file.file_id, Some(&reason), &target).await?;
+            ingestion::finish_file(&self.pool, file.file_id, Some(&reason), &target).await?;
             self.fail_object(path, name, &reason).await?;
-            let file = state::by_id(&self.pool, file.file_id).await?;
+            let file = ingestion::file_by_id(&self.pool, file.file_id).await?;
             return self.summary(&file, Outcome::Failed { reason }).await;
         }
         if file.rows_rejected > 0 {
@@ -217,11 +218,11 @@ impl Ingestor {
             .await?;
         }
         let target = format!("{PROCESSED}{name}");
-        state::finish(&self.pool, file.file_id, None, &target).await?;
+        ingestion::finish_file(&self.pool, file.file_id, None, &target).await?;
         self.store
             .rename(path, &Path::from(target.as_str()))
             .await?;
-        let file = state::by_id(&self.pool, file.file_id).await?;
+        let file = ingestion::file_by_id(&self.pool, file.file_id).await?;
         self.summary(&file, Outcome::Processed).await
     }
 
@@ -240,7 +241,7 @@ impl Ingestor {
         Ok(target)
     }
 
-    async fn summary(&self, file: &FileState, outcome: Outcome) -> Result<Summary, Error> {
+    async fn summary(&self, file: &IngestedFile, outcome: Outcome) -> Result<Summary, Error> {
         let name = name_under(&file.object_key, LANDING).unwrap_or(&file.object_key);
         Ok(Summary {
             object_key: file.object_key.clone(),
@@ -253,7 +254,11 @@ impl Ingestor {
             rows_inserted: file.rows_inserted,
             rows_updated: file.rows_updated,
             rows_rejected: file.rows_rejected,
-            rejected_by_reason: state::rejected_by_reason(&self.pool, file.file_id).await?,
+            rejected_by_reason: ingestion::rejected_by_reason(&self.pool, file.file_id)
+                .await?
+                .into_iter()
+                .map(|r| (r.reason, r.rows))
+                .collect(),
         })
     }
 }

@@ -8,9 +8,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use serde_json::Value;
 use sqlx::PgPool;
-use sqlx::types::Json;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
@@ -53,15 +51,10 @@ pub(crate) async fn write(
     let mut upload = BufWriter::new(store, Path::from(key));
     let mut chunk = Vec::with_capacity(1 << 16);
     line_header(&mut chunk);
-    let mut rows = sqlx::query_as::<_, (i64, String, Json<Value>)>(
-        "select line_number, raw_record, errors from ops.rejected_records
-         where file_id = $1 order by line_number",
-    )
-    .bind(file_id)
-    .fetch(pool);
-    while let Some((number, raw, Json(errors))) = rows.try_next().await? {
-        let errors: Vec<FieldError> = serde_json::from_value(errors).unwrap_or_default();
-        line(&mut chunk, number, &errors, &raw);
+    let mut rows = churn_store::ingestion::rejected_records(pool, file_id);
+    while let Some(record) = rows.try_next().await? {
+        let errors: Vec<FieldError> = serde_json::from_value(record.errors).unwrap_or_default();
+        line(&mut chunk, record.line_number, &errors, &record.raw_record);
         if chunk.len() >= 1 << 16 {
             upload.write_all(&chunk).await.map_err(io)?;
             chunk.clear();

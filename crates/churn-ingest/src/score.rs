@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use churn_api::ClassifierClient;
 use churn_core::{Category, Customer};
+use churn_store::ingestion::{self, ScoredFile};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -101,25 +102,19 @@ impl Scorer {
         let output_key = format!("{SCORED}{name}");
         let (sha256, _) = read::hash(self.store.as_ref(), &path).await?;
         let model = self.classifier.model().await?;
-        let done: Option<(String, i64, i64, i64)> = sqlx::query_as(
-            "select output_key, rows_total, rows_scored, rows_rejected from ops.scored_files
-             where sha256 = $1 and model_name = $2 and model_version = $3",
-        )
-        .bind(&sha256)
-        .bind(&model.model_name)
-        .bind(model.model_version)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some((output_key, total, scored, rejected)) = done {
+        let done =
+            ingestion::scored_file(&self.pool, &sha256, &model.model_name, model.model_version)
+                .await?;
+        if let Some(done) = done {
             return Ok(ScoreSummary {
                 object_key: key.to_owned(),
-                output_key,
+                output_key: done.output_key,
                 outcome: ScoreOutcome::AlreadyScored,
                 model_name: model.model_name,
                 model_version: model.model_version,
-                rows_in: total,
-                rows_scored: scored,
-                rows_rejected: rejected,
+                rows_in: done.rows_total,
+                rows_scored: done.rows_scored,
+                rows_rejected: done.rows_rejected,
             });
         }
 
@@ -251,22 +246,17 @@ impl Scorer {
                 )
                 .await?;
         }
-        sqlx::query(
-            "insert into ops.scored_files (sha256, model_name, model_version, object_key, output_key,
-                 rows_total, rows_scored, rows_rejected)
-             values ($1, $2, $3, $4, $5, $6, $7, $8)
-             on conflict do nothing",
-        )
-        .bind(&sha256)
-        .bind(&model.model_name)
-        .bind(model.model_version)
-        .bind(key)
-        .bind(&output_key)
-        .bind(scored + rejected)
-        .bind(scored)
-        .bind(rejected)
-        .execute(&self.pool)
-        .await?;
+        let record = ScoredFile {
+            sha256,
+            model_name: model.model_name.clone(),
+            model_version: model.model_version,
+            object_key: key.to_owned(),
+            output_key: output_key.clone(),
+            rows_total: scored + rejected,
+            rows_scored: scored,
+            rows_rejected: rejected,
+        };
+        ingestion::insert_scored_file(&self.pool, &record).await?;
         Ok(summary(ScoreOutcome::Scored))
     }
 }

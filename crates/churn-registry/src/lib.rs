@@ -9,6 +9,7 @@
 //! - [`mlflow`] shows all of it in MLflow's REST shapes, for MLflow's own clients.
 
 pub mod mlflow;
+pub mod overview;
 mod reference;
 mod registry;
 mod runs;

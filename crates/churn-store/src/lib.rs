@@ -2,10 +2,13 @@
 //! local directory) and the pinned seed-data download.
 
 pub mod db;
+pub mod dbt_results;
+pub mod ingestion;
 pub mod migrate;
 pub mod monitoring;
 pub mod objects;
 pub mod ops;
+pub mod overview;
 pub mod seed;
 pub mod sql;
 pub mod warehouse;
