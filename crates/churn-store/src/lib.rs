@@ -1,12 +1,14 @@
 //! Storage for the platform: the PostgreSQL pool and refinery migrations, the object store (S3, MinIO or a
 //! local directory) and the pinned seed-data download.
 
+pub mod admin;
 pub mod db;
 pub mod migrate;
 pub mod monitoring;
 pub mod objects;
 pub mod ops;
 pub mod seed;
+pub mod sql;
 pub mod warehouse;
 
 pub use db::{connect, connect_lazy, ping};
