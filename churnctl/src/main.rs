@@ -1,7 +1,6 @@
 //! `churnctl`: the platform's admin CLI over the same library crates the services use.
 
 mod bench;
-mod bench_ingest;
 mod data;
 mod ingest;
 mod jobs;
@@ -14,6 +13,7 @@ mod synth;
 mod table;
 mod train;
 mod up;
+mod util;
 
 use std::process::ExitCode;
 
@@ -167,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             registry,
         } => {
-            let model = train::load(&model, &registry).await?;
+            let model = util::load_classifier(&model, &registry).await?;
             let rows = tokio::task::spawn_blocking(move || {
                 train::predict_csv(&model, &data, &out).map(|n| (n, out))
             })
@@ -184,7 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data,
             registry,
         } => {
-            let model = train::load(&model, &registry).await?;
+            let model = util::load_classifier(&model, &registry).await?;
             tokio::task::spawn_blocking(move || train::evaluate(&model, &data)).await??;
             Ok(ExitCode::SUCCESS)
         }

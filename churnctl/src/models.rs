@@ -47,7 +47,7 @@ pub enum ModelsCommand {
 pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
     match command {
         ModelsCommand::List { registry } => {
-            let registry = registry.open().await?;
+            let registry = registry.open_read_only().await?;
             let models = registry.list_models().await?;
             if models.is_empty() {
                 println!("no registered models");
@@ -75,7 +75,7 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             name,
             json,
             registry,
-        } => show(&registry.open().await?, &name, json).await,
+        } => show(&registry.open_read_only().await?, &name, json).await,
         ModelsCommand::Gc {
             min_age_secs,
             dry_run,

@@ -31,9 +31,19 @@ impl RegistryArgs {
         Env::process_with(overrides)
     }
 
-    /// Connects, applies pending migrations and opens the object store.
+    /// Connects, applies pending migrations and opens the object store: for commands that write.
     pub async fn open(&self) -> anyhow::Result<Registry> {
         let (pool, objects, _) = self.connect().await?;
+        Ok(Registry::new(pool, objects))
+    }
+
+    /// Connects and opens the object store without migrating: a read must not change the schema (nor
+    /// need the rights to), so a database that was never migrated fails the read instead.
+    pub async fn open_read_only(&self) -> anyhow::Result<Registry> {
+        let env = self.env();
+        let database = DatabaseConfig::from_env(&env)?;
+        let pool = pool(&database).await?;
+        let (objects, _) = objects(&env)?;
         Ok(Registry::new(pool, objects))
     }
 
@@ -46,14 +56,22 @@ impl RegistryArgs {
         churn_store::migrate(database.url.expose())
             .await
             .with_context(|| format!("DATABASE_URL {}", database.url))?;
-        let pool = churn_store::connect(database.url.expose(), 4)
-            .await
-            .with_context(|| format!("DATABASE_URL {}", database.url))?;
-        let config = ObjectStoreConfig::from_env(&env)?;
-        let objects =
-            ObjectStoreHandle::open(&config.url, &config.s3).context("OBJECT_STORE_URL")?;
+        let pool = pool(&database).await?;
+        let (objects, config) = objects(&env)?;
         Ok((pool, objects, config))
     }
+}
+
+async fn pool(database: &DatabaseConfig) -> anyhow::Result<sqlx::PgPool> {
+    churn_store::connect(database.url.expose(), 4)
+        .await
+        .with_context(|| format!("DATABASE_URL {}", database.url))
+}
+
+fn objects(env: &Env) -> anyhow::Result<(ObjectStoreHandle, ObjectStoreConfig)> {
+    let config = ObjectStoreConfig::from_env(env)?;
+    let objects = ObjectStoreHandle::open(&config.url, &config.s3).context("OBJECT_STORE_URL")?;
+    Ok((objects, config))
 }
 
 /// The seed data: `path` when given, else where every process finds it ([`churn_config::seed_data_path`]).

@@ -208,9 +208,12 @@ pub async fn load(reference: &str, registry: &RegistryArgs) -> anyhow::Result<Sa
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             Ok(Sampler::new(SynthModel::from_bytes(&bytes)?)?)
         }
-        ModelRef::Registry { .. } => Ok(synthesizer::load(&registry.open().await?, &reference)
-            .await?
-            .0),
+        ModelRef::Registry { .. } => Ok(synthesizer::load(
+            &registry.open_read_only().await?,
+            &reference,
+        )
+        .await?
+        .0),
     }
 }
 
@@ -265,7 +268,7 @@ fn sample_to_csv(
         .with_context(|| format!("writing {}", out.display()))?;
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
-    let peak = crate::bench::peak_rss_mib()
+    let peak = crate::util::peak_rss_mib()
         .map(|m| format!(", peak memory {m:.1} MiB"))
         .unwrap_or_default();
     println!(

@@ -9,8 +9,7 @@ use churn_automl::{ChurnModel, LoadedModel, TrainOptions};
 use churn_core::metrics::Metrics;
 use churn_core::{Customer, CustomerReader};
 use churn_models::classifier;
-use churn_models::{Holdout, TrainEvent, TrainRequest, TrainingData};
-use churn_registry::ModelRef;
+use churn_models::{Holdout, TrainRequest, TrainingData};
 use clap::Args;
 
 use crate::progress::Progress;
@@ -76,37 +75,6 @@ fn print_metrics(label: &str, m: &Metrics) {
     );
 }
 
-/// Shows a training run's progress: a spinner with the best trial so far, one line per trial above it.
-pub(crate) fn report_progress(bar: &mut Progress, event: TrainEvent) {
-    match event {
-        TrainEvent::Loaded {
-            train_rows,
-            holdout_rows,
-            ..
-        } => bar.println(&format!(
-            "training on {train_rows} rows, {holdout_rows} held out"
-        )),
-        TrainEvent::Trial { trial, leader } => {
-            bar.println(&format!(
-                "trial {:>3}  {:<20} cv roc_auc {:.4}  {:>6.2} s",
-                trial.number, trial.family, trial.cv_roc_auc, trial.seconds
-            ));
-            bar.message(format!(
-                "{} trials; best {} {:.4}",
-                trial.number + 1,
-                leader.family,
-                leader.cv_roc_auc
-            ));
-        }
-        TrainEvent::Refit { family, cv_roc_auc } => bar.message(format!(
-            "refitting {family} (cv roc_auc {cv_roc_auc:.4}) on all training rows"
-        )),
-        TrainEvent::Evaluated { .. } => bar.message("evaluated on the held-out rows".to_owned()),
-        TrainEvent::Registered { version } => bar.message(format!("registered version {version}")),
-        TrainEvent::Decided { .. } => {}
-    }
-}
-
 /// Trains (and with `--register` registers and judges) through the library call, then reports.
 pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metrics>)> {
     let data = seed_or(args.data.clone());
@@ -143,7 +111,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metric
     let shown = bar.clone();
     let progress = move |event| {
         if let Ok(mut bar) = shown.lock() {
-            report_progress(&mut bar, event);
+            crate::util::report_progress(&mut bar, event);
         }
     };
     let outcome = if args.register {
@@ -231,27 +199,6 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<(ChurnModel, Option<Metric
         );
     }
     Ok((outcome.model, outcome.test_metrics))
-}
-
-/// Loads a classifier from a file, the directory `churnctl train --out DIR` wrote, or a registry
-/// reference.
-pub async fn load(reference: &str, registry: &RegistryArgs) -> anyhow::Result<LoadedModel> {
-    let reference: ModelRef = reference.parse()?;
-    match &reference {
-        ModelRef::Path(path) => {
-            let path = if path.is_dir() {
-                path.join("model.json")
-            } else {
-                path.clone()
-            };
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            Ok(LoadedModel::from_bytes(&bytes)?)
-        }
-        ModelRef::Registry { .. } => Ok(classifier::load(&registry.open().await?, &reference)
-            .await?
-            .0),
-    }
 }
 
 /// Writes the input rows in order with `churn_probability` and `predicted_churn_label` appended.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use churn_testkit::free_port;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -15,11 +16,6 @@ use nix::unistd::Pid;
 const STARTUP: Duration = Duration::from_secs(150);
 const STOP: Duration = Duration::from_secs(20);
 const SERVICES: [&str; 3] = ["synthesizer", "classifier", "scheduler"];
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// The processes whose parent is `parent`, with their command names.
 fn children_of(parent: u32) -> Vec<(i32, String)> {

@@ -397,6 +397,18 @@ pub async fn bootstrap_champion(
     budget: std::time::Duration,
     code_version: &str,
 ) -> Result<Option<crate::TrainOutcome>, Error> {
+    bootstrap_champion_with_progress(registry, seed_path, budget, code_version, |_| {}).await
+}
+
+/// [`bootstrap_champion`], reporting the training's progress to `progress` (a CLI shows it; a service
+/// has its log).
+pub async fn bootstrap_champion_with_progress(
+    registry: &Registry,
+    seed_path: &std::path::Path,
+    budget: std::time::Duration,
+    code_version: &str,
+    progress: impl FnMut(crate::TrainEvent) + Send + 'static,
+) -> Result<Option<crate::TrainOutcome>, Error> {
     if registry.by_alias(MODEL_NAME, CHAMPION).await?.is_some() {
         return Ok(None);
     }
@@ -424,7 +436,7 @@ pub async fn bootstrap_champion(
         hold_for_live: false,
         code_version: code_version.to_owned(),
     };
-    let outcome = crate::train_and_register(registry, request, |_| {}).await;
+    let outcome = crate::train_and_register(registry, request, progress).await;
     lock.release().await?;
     let outcome = outcome?;
     if let Some((version, decision)) = &outcome.registered {

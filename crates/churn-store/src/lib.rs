@@ -1,6 +1,7 @@
 //! Storage for the platform: the PostgreSQL pool and refinery migrations, the object store (S3, MinIO or a
 //! local directory) and the pinned seed-data download.
 
+pub mod admin;
 pub mod db;
 pub mod dbt_results;
 pub mod ingestion;

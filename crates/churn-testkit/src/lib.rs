@@ -27,6 +27,15 @@ pub fn admin_database_url() -> String {
     config.url.with_database("postgres").expose().to_owned()
 }
 
+/// A port on 127.0.0.1 that was free a moment ago, for a child process to listen on. Another process may
+/// take it before the child binds; tests that start servers in-process should bind port 0 instead.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("binding an ephemeral port on 127.0.0.1")
+}
+
 /// The versions of every migration compiled in, in order.
 pub fn migration_versions() -> Vec<i32> {
     churn_store::embedded_migrations()

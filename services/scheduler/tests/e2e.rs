@@ -12,19 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use churn_service::testing::{TEST_ADMIN_TOKEN, register_champion};
-use churn_testkit::{TestDb, TestS3};
+use churn_testkit::{TestDb, TestS3, free_port};
 use serde_json::{Value, json};
 
 /// Customers per second the generate job is configured to write.
 const RATE: i64 = 200;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A service binary beside this test's scheduler binary (`cargo nextest run --workspace`, as scripts/test
 /// runs it, builds all three).

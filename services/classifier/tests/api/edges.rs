@@ -130,16 +130,11 @@ async fn the_openapi_document_matches_what_the_service_does() {
     schemathesis(&app, &[]).await;
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn sigterm_with_a_stuck_client_exits_within_the_shutdown_grace() {
     let db = churn_testkit::TestDb::new().await;
     let objects = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = churn_testkit::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_classifier"))
         .env_clear()
         .env("DATABASE_URL", &db.url)

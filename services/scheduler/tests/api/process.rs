@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use churn_testkit::TestDb;
+use churn_testkit::{TestDb, free_port};
 
 /// sample.env's assignments, as docker compose's `env_file` passes them (empty values stay empty).
 fn sample_env() -> Vec<(String, String)> {
@@ -13,11 +13,6 @@ fn sample_env() -> Vec<(String, String)> {
         .filter_map(|line| line.split_once('='))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect()
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! same rows in the same run, the process's peak resident memory, and upload-to-visible latency of a
 //! 10,000-row file. Each measurement gets a fresh database on the given server.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,9 +49,7 @@ impl BenchDb {
         let admin_url = url.to_string();
         let name = format!("churn_bench_ingest_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-            .execute(&mut admin)
-            .await?;
+        churn_store::admin::create_database(&mut admin, &name).await?;
         url.set_path(&format!("/{name}"));
         let db = BenchDb {
             admin_url,
@@ -64,12 +62,7 @@ impl BenchDb {
 
     async fn drop(self) -> anyhow::Result<()> {
         let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "drop database if exists {} with (force)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await?;
+        churn_store::admin::drop_database(&mut admin, &self.name).await?;
         Ok(())
     }
 }
@@ -129,28 +122,11 @@ fn copy_payload(file: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// COPYs the payload file into `churn.customers` in one statement, streamed in 1 MiB chunks.
+/// COPYs the payload file into `churn.customers` in one statement, timed from the first byte sent.
 async fn bare_copy(url: &str, payload: &Path) -> anyhow::Result<(u64, Duration)> {
     let mut conn = sqlx::PgConnection::connect(url).await?;
     let started = Instant::now();
-    let mut copy = conn
-        .copy_in_raw(&format!(
-            "copy churn.customers ({}) from stdin (format csv)",
-            churn_store::warehouse::CUSTOMER_COLUMNS
-        ))
-        .await?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(payload)?);
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            break;
-        }
-        let chunk = buf.to_vec();
-        let n = chunk.len();
-        copy.send(chunk).await?;
-        reader.consume(n);
-    }
-    let rows = copy.finish().await?;
+    let rows = churn_store::admin::copy_customers_file(&mut conn, payload).await?;
     Ok((rows, started.elapsed()))
 }
 
@@ -161,7 +137,7 @@ fn rss_now_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-pub async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     let env =
         churn_config::Env::process_with(args.database_url.clone().map(|u| ("DATABASE_URL", u)));
     let server = churn_config::DatabaseConfig::from_env(&env)?;
@@ -203,7 +179,7 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         summary.outcome == Outcome::Processed && summary.rows_inserted as usize == args.rows,
         "the bench file was not ingested whole: {summary:?}"
     );
-    let peak = crate::bench::peak_rss_mib();
+    let peak = crate::util::peak_rss_mib();
     pool.close().await;
     db.drop().await?;
 
@@ -240,9 +216,7 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         .await?;
     ingestor.ingest(&small_key).await?;
     loop {
-        let visible: i64 = sqlx::query_scalar("select count(*) from churn.customers")
-            .fetch_one(&pool)
-            .await?;
+        let visible = churn_store::admin::customer_count(&pool).await?;
         if visible as usize >= args.latency_rows {
             break;
         }

@@ -1,0 +1,146 @@
+//! `churnctl bench metrics`: the metrics job over many labelled predictions of one version, against
+//! reading the same rows alone (the ceiling).
+
+use std::time::Instant;
+
+use churn_core::Customer;
+use churn_synth::{FitOptions, Sampler, SynthModel};
+
+use super::median;
+use crate::progress::Progress;
+
+/// Fills the warehouse with `rows` labelled predictions of `churn-classifier` v1 (unless already there)
+/// and times the metrics job over them.
+pub(super) async fn bench_metrics(
+    database_url: Option<String>,
+    rows: usize,
+    runs: usize,
+) -> anyhow::Result<()> {
+    use churn_jobs::metrics::{MetricsJob, MetricsParams};
+    use churn_store::monitoring::{Window, labelled_predictions};
+    use churn_store::warehouse::{Classification, Synthesis, write_generated};
+    use std::time::Duration;
+
+    let env = churn_config::Env::process_with(database_url.map(|u| ("DATABASE_URL", u)));
+    let database = churn_config::DatabaseConfig::from_env(&env)?;
+    churn_store::migrate(database.url.expose()).await?;
+    let pool = churn_store::connect(database.url.expose(), 4).await?;
+    let name = churn_models::classifier::MODEL_NAME;
+    churn_store::admin::register_placeholder_version(
+        &pool,
+        name,
+        1,
+        "bench/metrics/model.json",
+        "churn-automl",
+    )
+    .await?;
+    let have = churn_store::admin::classified_count(&pool, name, 1).await?;
+    if (have as usize) < rows {
+        let seed = churn_core::read_customers(&churn_config::seed_data_path(&env))?;
+        let sampler = Sampler::new(SynthModel::fit(&seed, FitOptions::default())?)?;
+        let synthesis = Synthesis {
+            synthesizer_name: "bench".to_owned(),
+            synthesizer_version: 1,
+            seed: Some(0),
+        };
+        let mut bar = Progress::rows("writing predictions", (rows - have as usize) as u64);
+        let mut ulids = ulid::Generator::new();
+        let mut left = rows - have as usize;
+        let mut batch_no = 0u64;
+        while left > 0 {
+            let n = left.min(20_000);
+            let customers: Vec<(uuid::Uuid, Customer)> = sampler
+                .sample(n as u64, 1_000 + batch_no, 2)
+                .iter()
+                .map(|r| {
+                    (
+                        churn_store::warehouse::next_customer_id(&mut ulids),
+                        sampler.to_customer(r),
+                    )
+                })
+                .collect();
+            // A model with some skill: churners score higher on average, with noise.
+            let classifications: Vec<Classification> = customers
+                .iter()
+                .enumerate()
+                .map(|(i, (id, c))| {
+                    let churned = matches!(c.churn_label, Some(churn_core::YesNo::Yes));
+                    let noise = ((i as u64).wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0;
+                    let p = (0.6 * noise + if churned { 0.35 } else { 0.05 }).min(0.999);
+                    Classification {
+                        customer_id: *id,
+                        model_name: name.to_owned(),
+                        model_version: 1,
+                        churn_probability: p,
+                        predicted_churn_label: p >= 0.5,
+                        threshold: 0.5,
+                    }
+                })
+                .collect();
+            write_generated(&pool, &customers, &synthesis, &classifications).await?;
+            bar.set((rows - have as usize - left + n) as u64);
+            left -= n;
+            batch_no += 1;
+        }
+        bar.finish();
+        churn_store::admin::analyze_warehouse(&pool).await?;
+    }
+    let scratch = tempfile::tempdir()?;
+    let objects = churn_config::ObjectStoreConfig::from_env(&churn_config::Env::process_with([(
+        "OBJECT_STORE_URL",
+        format!("file://{}", scratch.path().display()),
+    )]))?;
+    let objects = churn_store::ObjectStoreHandle::open(&objects.url, &objects.s3)?;
+    let registry = churn_registry::Registry::new(pool.clone(), objects);
+    let job = |windows: Vec<(String, Duration)>| -> anyhow::Result<MetricsJob> {
+        let params = MetricsParams {
+            windows,
+            ..MetricsParams::default()
+        }
+        .check()?;
+        Ok(MetricsJob::new(
+            params,
+            pool.clone(),
+            registry.clone(),
+            None,
+        ))
+    };
+    let one = job(vec![("1h".to_owned(), Duration::from_secs(3600))])?;
+    let two = job(MetricsParams::default().windows)?;
+    let window = || {
+        let end = chrono::Utc::now();
+        Window {
+            name: "1h".to_owned(),
+            start: end - chrono::Duration::hours(1),
+            end,
+        }
+    };
+    let (mut read, mut single, mut default) = (Vec::new(), Vec::new(), Vec::new());
+    let mut n = 0;
+    // One untimed pass warms the caches, as a job running every five minutes finds them.
+    one.compute(None).await?;
+    for _ in 0..runs {
+        let started = Instant::now();
+        n = labelled_predictions(&pool, name, 1, &window())
+            .await?
+            .labels
+            .len();
+        read.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        one.compute(None).await?;
+        single.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        two.compute(None).await?;
+        default.push(started.elapsed().as_secs_f64());
+    }
+    let (read, single, default) = (median(read), median(single), median(default));
+    println!("| measure ({n} labelled predictions, median of {runs}) | seconds |");
+    println!("|---|---|");
+    println!("| reading the rows alone (the ceiling: the job's query, no metric) | {read:.3} |");
+    println!("| the metrics job, one window (all metrics, calibration, stored) | {single:.3} |");
+    println!("| → job / read ceiling | {:.2} |", single / read);
+    println!(
+        "| the metrics job, default windows 1h and 1d (each holds every row) | {default:.3} |"
+    );
+    Ok(())
+}
