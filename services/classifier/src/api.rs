@@ -1,13 +1,15 @@
 //! HTTP routes: `POST /predict`, `POST /predict/batch`, `GET /model`, `POST /admin/reload`, `GET /ready`.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::middleware;
 use chrono::Utc;
 use churn_core::JsonInputError;
 use churn_core::{Customer, FieldError, YesNo};
 use churn_service::error::json_syntax;
 use churn_service::health::{Check, Critical, Readiness, infra_checks};
-use churn_service::{ApiError, ApiJson, JsonBody, Limits, auth, finish_router_with};
+use churn_service::{
+    ApiError, ApiJson, ApiQuery, JsonBody, Limits, QueryParams, auth, finish_router_with,
+};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -96,42 +98,27 @@ fn served(state: &AppState) -> Result<std::sync::Arc<Served>, ApiError> {
 }
 
 /// Query parameters of `POST /predict`.
-#[derive(Debug, utoipa::IntoParams)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents the parameters; `parse_explain` reads them for precise errors
 struct ExplainParams {
     /// Add the top feature contributions to the response.
     explain: Option<bool>,
 }
 
+impl QueryParams for ExplainParams {
+    const RULES: &'static [(&'static str, &'static str)] = &[("explain", "must be true or false")];
+}
+
 /// Query parameters of `POST /predict/batch`.
-#[derive(Debug, utoipa::IntoParams)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents the parameters; `parse_flag` reads them for precise errors
 struct ShadowParams {
     /// Also score the batch with the shadow model (the registry's challenger), when one is loaded.
     shadow: Option<bool>,
 }
 
-/// Reads `?<flag>=true|false`, the only parameter `route` takes; any other parameter or value is a 400
-/// naming it.
-fn parse_flag(raw: Option<&str>, flag: &str, route: &str) -> Result<bool, ApiError> {
-    let mut on = false;
-    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        let bad = |rule: String| {
-            ApiError::bad_request(format!("invalid query parameter {key}={value:?}: {rule}"))
-                .with_details(json!({ "parameter": key, "value": value, "rule": rule }))
-        };
-        match (key == flag, value.as_ref()) {
-            (true, "true") => on = true,
-            (true, "false") => on = false,
-            (true, _) => return Err(bad("must be true or false".to_owned())),
-            (false, _) => {
-                return Err(bad(format!("unknown parameter; {route} takes only {flag}")));
-            }
-        }
-    }
-    Ok(on)
+impl QueryParams for ShadowParams {
+    const RULES: &'static [(&'static str, &'static str)] = &[("shadow", "must be true or false")];
 }
 
 fn record(probability: f64, churn: bool) {
@@ -161,10 +148,10 @@ fn invalid_customer(errors: &churn_core::ValidationErrors) -> ApiError {
     ))]
 async fn predict(
     State(state): State<AppState>,
-    RawQuery(query): RawQuery,
+    ApiQuery(query): ApiQuery<ExplainParams>,
     JsonBody(body): JsonBody,
 ) -> Result<ApiJson<Prediction>, ApiError> {
-    let explain = parse_flag(query.as_deref(), "explain", "/predict")?;
+    let explain = query.explain.unwrap_or(false);
     let customer = Customer::from_json_slice(&body).map_err(|e| match e {
         JsonInputError::Syntax(e) => json_syntax(&e),
         JsonInputError::Invalid(errors) => invalid_customer(&errors),
@@ -223,10 +210,10 @@ async fn predict(
     ))]
 async fn predict_batch(
     State(state): State<AppState>,
-    RawQuery(query): RawQuery,
+    ApiQuery(query): ApiQuery<ShadowParams>,
     JsonBody(body): JsonBody,
 ) -> Result<ApiJson<BatchPrediction>, ApiError> {
-    let with_shadow = parse_flag(query.as_deref(), "shadow", "/predict/batch")?;
+    let with_shadow = query.shadow.unwrap_or(false);
     let items = batch_items(&body)?;
     if items.is_empty() {
         return Err(ApiError::invalid(

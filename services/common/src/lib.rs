@@ -7,6 +7,7 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod query;
 pub mod server;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -16,4 +17,5 @@ pub mod transport;
 pub use churn_config::{CommonConfig, ConfigError, Env, Limits, ServiceConfig};
 pub use error::{ApiError, ApiJson, ErrorBody, JsonBody};
 pub use health::{Check, Readiness};
+pub use query::{ApiQuery, QueryError, QueryParams};
 pub use server::{Application, Infra, finish_router, finish_router_with, serve, serve_until};

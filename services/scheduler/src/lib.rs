@@ -1,10 +1,9 @@
 //! The scheduler service: the platform's control plane. It runs the jobs of `churn-jobs` on their cron
 //! schedules (or continuously), trains a first champion when there is none, and serves the jobs API and
-//! an MLflow-compatible registry API.
+//! an MLflow-compatible registry API (`routes`).
 
-mod api;
-mod console;
 mod mlflow;
+mod routes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use churn_service::health::ReadyCache;
 use churn_service::{Application, Infra};
 use tokio_cron_scheduler::JobScheduler;
 
-pub use api::router;
+pub use routes::router;
 
 /// The variable naming this service's port.
 pub const PORT_VAR: &str = SchedulerConfig::PORT_VAR;

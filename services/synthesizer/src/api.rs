@@ -3,14 +3,15 @@
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use churn_api::{SynthesizeAnswer, SynthesizeParams};
+use churn_api::{SynthesizeAnswer, SynthesizeFormat, SynthesizeParams};
 use churn_core::Customer;
 use churn_service::health::{Check, Critical, Readiness, infra_checks};
-use churn_service::{ApiError, Limits, finish_router_with};
+use churn_service::{ApiError, ApiQuery, Limits, QueryError, QueryParams, finish_router_with};
 use churn_synth::sampler::CHUNK_ROWS;
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -65,64 +66,59 @@ pub fn router(state: AppState, limits: Limits) -> (axum::Router, utoipa::openapi
     })
 }
 
+/// `GET /synthesize`'s parameters, with the rules the shared extractor quotes.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+struct SynthesizeQuery(SynthesizeParams);
+
+impl QueryParams for SynthesizeQuery {
+    const RULES: &'static [(&'static str, &'static str)] = &[
+        ("n", "must be a whole number of at least 1"),
+        ("seed", "must be a whole number from 0 to 2^64-1"),
+        ("format", "must be json or ndjson"),
+    ];
+
+    fn check(&self) -> Result<(), QueryError> {
+        match self.0.n {
+            Some(0) => Err(QueryError::new("n", "0", Self::RULES[0].1)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a request asks for: the parameters with their defaults filled in.
 struct Query {
     n: Option<u64>,
     seed: u64,
     ndjson: bool,
 }
 
-fn parse_query(raw: Option<&str>, headers: &HeaderMap, max_rows: u64) -> Result<Query, ApiError> {
-    let invalid = |param: &str, value: &str, rule: String| {
-        ApiError::bad_request(format!("invalid query parameter {param}={value:?}: {rule}"))
-            .with_details(json!({ "parameter": param, "value": value, "rule": rule }))
-    };
-    let mut query = Query {
-        n: None,
-        seed: rand_seed(),
-        ndjson: headers
+/// Fills in the defaults (a random seed; NDJSON when `Accept` asks for it and `format` is absent) and
+/// holds `n` to the configured cap.
+fn query(
+    params: SynthesizeParams,
+    headers: &HeaderMap,
+    max_rows: u64,
+) -> Result<Query, QueryError> {
+    if let Some(n) = params.n.filter(|n| *n > max_rows) {
+        return Err(QueryError::new(
+            "n",
+            n.to_string(),
+            format!("must be at most {max_rows} (the SYNTHESIZE_MAX_ROWS cap)"),
+        ));
+    }
+    let ndjson = match params.format {
+        Some(format) => format == SynthesizeFormat::Ndjson,
+        None => headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains(NDJSON)),
     };
-    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "n" => {
-                let n: u64 = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    invalid("n", &value, "must be a whole number of at least 1".into())
-                })?;
-                if n > max_rows {
-                    return Err(invalid(
-                        "n",
-                        &value,
-                        format!("must be at most {max_rows} (the SYNTHESIZE_MAX_ROWS cap)"),
-                    ));
-                }
-                query.n = Some(n);
-            }
-            "seed" => {
-                query.seed = value.parse().map_err(|_| {
-                    invalid(
-                        "seed",
-                        &value,
-                        "must be a whole number from 0 to 2^64-1".into(),
-                    )
-                })?;
-            }
-            "format" => match value.as_ref() {
-                "json" => query.ndjson = false,
-                "ndjson" => query.ndjson = true,
-                _ => return Err(invalid("format", &value, "must be json or ndjson".into())),
-            },
-            other => {
-                return Err(invalid(
-                    other,
-                    &value,
-                    "unknown parameter; expected n, seed or format".into(),
-                ));
-            }
-        }
-    }
-    Ok(query)
+    Ok(Query {
+        n: params.n,
+        seed: params.seed.unwrap_or_else(rand_seed),
+        ndjson,
+    })
 }
 
 fn rand_seed() -> u64 {
@@ -148,9 +144,9 @@ fn rand_seed() -> u64 {
 async fn synthesize(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+    ApiQuery(SynthesizeQuery(params)): ApiQuery<SynthesizeQuery>,
 ) -> Result<Response, ApiError> {
-    let query = parse_query(raw.as_deref(), &headers, state.max_rows)?;
+    let query = query(params, &headers, state.max_rows)?;
     let rows = query.n.unwrap_or(1);
     metrics::counter!("synthesized_rows_total").increment(rows);
     let content_type = if query.ndjson {

@@ -1,16 +1,32 @@
 //! The web console's routes: server-rendered pages (churn-console) at `/` and `/ui/*`, and their script
 //! and style compiled into the binary. Pages read; the actions on them call the admin API with the token.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use chrono::Utc;
 use churn_console::{data, pages};
 use churn_models::classifier::MODEL_NAME;
+use churn_service::{ApiQuery, QueryParams};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::AppState;
+
+/// The console's pages, script and style: HTML, not part of the JSON API's document.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .route("/", get(overview))
+        .route("/ui/models", get(models))
+        .route("/ui/runs", get(runs))
+        .route("/ui/jobs", get(jobs))
+        .route("/ui/drift", get(drift))
+        .route("/ui/data", get(data_page))
+        .route(pages::SCRIPT_PATH, get(script))
+        .route(pages::STYLE_PATH, get(style))
+}
 
 /// A page, or an error page that says what to do (the cause goes to the log, not the browser).
 fn page(result: Result<maud::Markup, churn_console::Error>) -> Response {
@@ -33,7 +49,7 @@ fn page(result: Result<maud::Markup, churn_console::Error>) -> Response {
     }
 }
 
-pub(crate) async fn overview(State(state): State<AppState>) -> Response {
+async fn overview(State(state): State<AppState>) -> Response {
     let pool = state.runner.pool();
     page(
         data::overview(pool, MODEL_NAME)
@@ -42,7 +58,7 @@ pub(crate) async fn overview(State(state): State<AppState>) -> Response {
     )
 }
 
-pub(crate) async fn models(State(state): State<AppState>) -> Response {
+async fn models(State(state): State<AppState>) -> Response {
     let pool = state.runner.pool();
     page(
         data::models(pool, MODEL_NAME)
@@ -54,11 +70,16 @@ pub(crate) async fn models(State(state): State<AppState>) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct RunsQuery {
+struct RunsQuery {
     run: Option<Uuid>,
 }
 
-pub(crate) async fn runs(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> Response {
+impl QueryParams for RunsQuery {
+    const RULES: &'static [(&'static str, &'static str)] = &[("run", "must be a run id (a UUID)")];
+    const REFUSE_UNKNOWN: bool = false;
+}
+
+async fn runs(State(state): State<AppState>, ApiQuery(q): ApiQuery<RunsQuery>) -> Response {
     let pool = state.runner.pool();
     page(
         data::runs(pool, q.run)
@@ -68,15 +89,20 @@ pub(crate) async fn runs(State(state): State<AppState>, Query(q): Query<RunsQuer
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct JobsQuery {
+struct JobsQuery {
     job: Option<String>,
 }
 
-pub(crate) async fn jobs(State(state): State<AppState>, Query(q): Query<JobsQuery>) -> Response {
+impl QueryParams for JobsQuery {
+    const RULES: &'static [(&'static str, &'static str)] = &[("job", "must be a job's name")];
+    const REFUSE_UNKNOWN: bool = false;
+}
+
+async fn jobs(State(state): State<AppState>, ApiQuery(q): ApiQuery<JobsQuery>) -> Response {
     // Only a job the runner knows filters the history; anything else shows every job's runs.
     let job = q.job.filter(|name| state.runner.spec(name).is_some());
     let result = async {
-        let infos = crate::api::job_infos(&state).await?;
+        let infos = super::jobs::job_infos(&state).await?;
         let lines: Vec<data::JobLine> = infos
             .into_iter()
             .map(|j| data::JobLine {
@@ -94,7 +120,7 @@ pub(crate) async fn jobs(State(state): State<AppState>, Query(q): Query<JobsQuer
     page(result.await)
 }
 
-pub(crate) async fn drift(State(state): State<AppState>) -> Response {
+async fn drift(State(state): State<AppState>) -> Response {
     page(
         data::drift(state.runner.pool(), 30)
             .await
@@ -102,7 +128,7 @@ pub(crate) async fn drift(State(state): State<AppState>) -> Response {
     )
 }
 
-pub(crate) async fn data_page(State(state): State<AppState>) -> Response {
+async fn data_page(State(state): State<AppState>) -> Response {
     page(
         data::data(state.runner.pool())
             .await
@@ -110,7 +136,7 @@ pub(crate) async fn data_page(State(state): State<AppState>) -> Response {
     )
 }
 
-pub(crate) async fn script() -> Response {
+async fn script() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
@@ -121,7 +147,7 @@ pub(crate) async fn script() -> Response {
         .into_response()
 }
 
-pub(crate) async fn style() -> Response {
+async fn style() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
