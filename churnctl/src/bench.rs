@@ -849,7 +849,7 @@ pub fn bench_predict(model: &churn_automl::LoadedModel, data: &Path) -> anyhow::
     );
     println!(
         "| classifier work, in-process ({}) | µs |",
-        model.model.family
+        model.family()
     );
     println!("|---|---|");
     println!("| parse and validate one customer (JSON value → record) | {parse:.2} |");
