@@ -53,7 +53,7 @@ pub(super) fn bench_predict(model: &churn_automl::LoadedModel, data: &Path) -> a
     );
     println!(
         "| classifier work, in-process ({}) | µs |",
-        model.model.family
+        model.family()
     );
     println!("|---|---|");
     println!("| parse and validate one customer (JSON value → record) | {parse:.2} |");

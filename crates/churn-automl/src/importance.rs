@@ -5,17 +5,10 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use serde::{Deserialize, Serialize};
-
 use crate::Error;
 
-/// How much one customer field matters to the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Importance {
-    pub field: String,
-    /// Drop in ROC AUC when the field's values are shuffled across rows.
-    pub importance: f64,
-}
+/// The platform's importance type: a registered version's metrics carry the same records.
+pub use churn_core::Importance;
 
 /// The fields the model reads, in dataset order.
 fn model_fields() -> Vec<&'static str> {

@@ -19,11 +19,13 @@ pub mod category;
 pub mod csv_io;
 pub mod customer;
 pub mod field;
+pub mod ids;
 pub mod json_input;
 pub mod metrics;
 #[cfg(feature = "openapi")]
 mod openapi;
 pub mod validation;
+pub mod version_metrics;
 
 pub use category::{
     AddOn, Category, Contract, Gender, InternetService, MultipleLines, PaymentMethod, YesNo,
@@ -31,8 +33,10 @@ pub use category::{
 pub use csv_io::{CsvRow, CustomerReader, CustomerWriter, HeaderStyle, read_customers};
 pub use customer::{ADD_ON_FIELDS, Customer, Raw};
 pub use field::{Field, IGNORED_KEYS, LEAKAGE_COLUMNS};
+pub use ids::{CustomerId, RunId, VersionNumber};
 pub use json_input::JsonInputError;
 pub use validation::{FieldError, ValidationErrors};
+pub use version_metrics::{Importance, VersionMetrics};
 
 /// Environment variable naming the seed dataset (the IBM Telco CSV).
 pub const SEED_DATA_ENV: &str = "CHURN_SEED_DATA";
@@ -80,4 +84,10 @@ pub enum Error {
     Csv { line: u64, source: csv::Error },
     #[error("cannot write CSV: {0}")]
     Write(csv::Error),
+    #[error("{kind} {value:?} {rule}")]
+    InvalidId {
+        kind: &'static str,
+        value: String,
+        rule: &'static str,
+    },
 }

@@ -187,7 +187,7 @@ async fn predict(
         } else {
             1.0 - probability
         },
-        threshold: served.model.model.threshold,
+        threshold: served.model.threshold(),
         model_name: served.name.clone(),
         model_version: served.version,
         predicted_at: Utc::now(),
@@ -272,7 +272,7 @@ async fn predict_batch(
             ShadowPrediction {
                 model_name: model.name.clone(),
                 model_version: model.version,
-                threshold: model.model.model.threshold,
+                threshold: model.model.threshold(),
                 churn_probabilities: item_errors
                     .iter()
                     .map(|errors| errors.is_none().then(|| next.next()).flatten())
@@ -314,7 +314,7 @@ async fn predict_batch(
     Ok(ApiJson(BatchPrediction {
         model_name: served.name.clone(),
         model_version: served.version,
-        threshold: served.model.model.threshold,
+        threshold: served.model.threshold(),
         predicted_at: Utc::now(),
         valid: valid_count,
         invalid: results.len() - valid_count,
@@ -367,23 +367,23 @@ fn batch_items(body: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, ApiErro
     (status = 503, description = "No model loaded yet", body = churn_service::ErrorBody)))]
 async fn model_info(State(state): State<AppState>) -> Result<ApiJson<ModelInfo>, ApiError> {
     let served = served(&state)?;
-    let m = &served.model.model;
+    let m = &served.model;
     Ok(ApiJson(ModelInfo {
         model_name: served.name.clone(),
         model_version: served.version,
         artifact_sha256: served.sha256.clone(),
         loaded_at: served.loaded_at,
-        family: m.family.clone(),
-        threshold: m.threshold,
+        family: m.family().to_owned(),
+        threshold: m.threshold(),
         feature_importance: m
-            .importance
+            .importance()
             .iter()
             .map(|i| FeatureImportance {
                 field: i.field.clone(),
                 importance: i.importance,
             })
             .collect(),
-        cv_metrics: m.training.cv_metrics,
+        cv_metrics: m.training().cv_metrics,
     }))
 }
 
