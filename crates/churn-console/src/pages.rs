@@ -104,7 +104,7 @@ fn run_rows(runs: &[RunLine], with_job: bool) -> Markup {
                 @for run in runs {
                     tr {
                         @if with_job { td { a href=(format!("/ui/jobs?job={}", run.job_name)) { (run.job_name) } } }
-                        td { (status(&run.status)) }
+                        td { (status(run.status.as_str())) }
                         td { (run.trigger) }
                         td.num { (run.attempt) }
                         td { (when(run.started_at)) }
