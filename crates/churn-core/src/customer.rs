@@ -498,7 +498,7 @@ impl Customer {
         let Value::Object(map) = value else {
             return Err(ValidationErrors(vec![FieldError::new(
                 "$",
-                Value::String(json_type(value).into()),
+                Value::String(crate::validation::json_type(value).into()),
                 "must be a JSON object of customer fields",
             )]));
         };
@@ -587,16 +587,5 @@ impl<'de> Deserialize<'de> for Customer {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;
         Customer::from_json(&value).map_err(serde::de::Error::custom)
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }

@@ -15,6 +15,7 @@
 //!   the value received and the rule broken.
 
 pub mod artifact;
+pub mod backoff;
 pub mod category;
 pub mod csv_io;
 pub mod customer;
@@ -27,6 +28,7 @@ mod openapi;
 pub mod validation;
 pub mod version_metrics;
 
+pub use backoff::Backoff;
 pub use category::{
     AddOn, Category, Contract, Gender, InternetService, MultipleLines, PaymentMethod, YesNo,
 };

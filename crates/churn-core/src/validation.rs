@@ -140,3 +140,15 @@ fn echo(value: Value) -> Value {
         other => other,
     }
 }
+
+/// The JSON type of a value, as an error names it ("must be a JSON object", not the value itself).
+pub(crate) fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}

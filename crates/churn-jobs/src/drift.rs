@@ -16,6 +16,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::params::InvalidParameter;
 use crate::retrain::RetrainWatch;
 use crate::runner::{Job, JobError, Outcome, RunContext};
 
@@ -62,12 +63,8 @@ pub struct ValidDriftParams {
 /// Why a drift run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DriftError {
-    #[error("{name} is {value}: it {rule}")]
-    InvalidParameter {
-        name: &'static str,
-        value: String,
-        rule: &'static str,
-    },
+    #[error(transparent)]
+    InvalidParameter(#[from] InvalidParameter),
     #[error(transparent)]
     Monitor(#[from] churn_monitor::Error),
     #[error(transparent)]
@@ -98,7 +95,7 @@ impl From<DriftError> for JobError {
 impl DriftParams {
     pub fn check(self) -> Result<ValidDriftParams, DriftError> {
         let bad = |name: &'static str, value: String, rule: &'static str| {
-            Err(DriftError::InvalidParameter { name, value, rule })
+            Err(DriftError::from(InvalidParameter { name, value, rule }))
         };
         if self.window < Duration::from_secs(1) {
             return bad(

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use churn_api::{BatchPrediction, ClassifierClient, ClientError, ItemStatus, SynthesizerClient};
-use churn_core::Customer;
+use churn_core::{Backoff, Customer};
 use churn_store::ops::Rejected;
 use churn_store::warehouse::{self, Classification, Synthesis};
 use futures::future::BoxFuture;
@@ -21,6 +21,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::params::InvalidParameter;
 use crate::runner::{Job, JobError, Outcome, RunContext};
 
 /// The job's name.
@@ -76,7 +77,7 @@ pub struct ValidGenerateParams(GenerateParams);
 impl GenerateParams {
     pub fn check(self) -> Result<ValidGenerateParams, GenerateError> {
         let bad = |name: &'static str, value: String, rule: &'static str| {
-            Err(GenerateError::InvalidParameter { name, value, rule })
+            Err(GenerateError::from(InvalidParameter { name, value, rule }))
         };
         if !(1..=10_000).contains(&self.batch_size) {
             return bad(
@@ -124,12 +125,8 @@ impl GenerateParams {
 /// Why a generate run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("{name} is {value}: it {rule}")]
-    InvalidParameter {
-        name: &'static str,
-        value: String,
-        rule: &'static str,
-    },
+    #[error(transparent)]
+    InvalidParameter(#[from] InvalidParameter),
     #[error(transparent)]
     Service(#[from] ClientError),
     #[error("writing a batch failed: {0}")]
@@ -205,7 +202,7 @@ impl Generate {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let mut wait = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), self.params.max_backoff);
         loop {
             let result = tokio::select! {
                 r = call() => r,
@@ -214,6 +211,7 @@ impl Generate {
             match result {
                 Ok(v) => return Some(Ok(v)),
                 Err(e) if e.is_retryable() => {
+                    let wait = backoff.next_delay();
                     metrics::counter!("generate_dependency_errors_total").increment(1);
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "backing off");
                     if let Ok(mut slot) = last_error.lock() {
@@ -223,7 +221,6 @@ impl Generate {
                         () = tokio::time::sleep(wait) => {}
                         () = stop.cancelled() => return None,
                     }
-                    wait = (wait * 2).min(self.params.max_backoff);
                 }
                 Err(e) => return Some(Err(e)),
             }
@@ -341,7 +338,7 @@ impl Generate {
         };
         let started = Instant::now();
         let ids: Vec<Uuid> = customers.iter().map(|(id, _)| *id).collect();
-        let mut wait = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), self.params.max_backoff);
         loop {
             match warehouse::write_generated(&self.pool, &customers, &synthesis, &classifications)
                 .await
@@ -365,8 +362,7 @@ impl Generate {
                     if stop.is_cancelled() {
                         return Err(e.into());
                     }
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(self.params.max_backoff);
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }

@@ -9,9 +9,12 @@ pub mod dbt;
 pub mod drift;
 pub mod generate;
 pub mod ingest;
+mod job;
 pub mod metrics;
+pub mod params;
 pub mod retrain;
 pub mod runner;
 
 pub use churn_store::ops::{JobRun, RunStatus, Trigger};
+pub use params::InvalidParameter;
 pub use runner::{Job, JobError, JobSpec, Outcome, RunContext, Runner, RunnerError, Schedule};

@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::params::InvalidParameter;
 use crate::retrain::RetrainWatch;
 use crate::runner::{Job, JobError, Outcome, RunContext};
 
@@ -69,12 +70,8 @@ pub struct ValidMetricsParams(MetricsParams);
 /// Why a metrics run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error("{name} is {value}: it {rule}")]
-    InvalidParameter {
-        name: &'static str,
-        value: String,
-        rule: &'static str,
-    },
+    #[error(transparent)]
+    InvalidParameter(#[from] InvalidParameter),
     #[error(transparent)]
     Store(#[from] churn_store::Error),
     #[error(transparent)]
@@ -99,7 +96,7 @@ impl From<MetricsError> for JobError {
 impl MetricsParams {
     pub fn check(self) -> Result<ValidMetricsParams, MetricsError> {
         let bad = |name: &'static str, value: String, rule: &'static str| {
-            Err(MetricsError::InvalidParameter { name, value, rule })
+            Err(MetricsError::from(InvalidParameter { name, value, rule }))
         };
         if self.windows.is_empty() {
             return bad("windows", "[]".into(), "must name at least one window");

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
+use crate::params::InvalidParameter;
 use crate::runner::{Job, JobError, Outcome, RunContext};
 
 /// The job's name.
@@ -54,12 +55,8 @@ pub struct RetrainWatch {
 /// Why a check or a retrain run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RetrainError {
-    #[error("{name} is {value}: it {rule}")]
-    InvalidParameter {
-        name: &'static str,
-        value: String,
-        rule: &'static str,
-    },
+    #[error(transparent)]
+    InvalidParameter(#[from] InvalidParameter),
     #[error(transparent)]
     Store(#[from] churn_store::Error),
     #[error(transparent)]
@@ -212,7 +209,7 @@ pub struct ValidRetrainParams(RetrainParams);
 impl RetrainParams {
     pub fn check(self) -> Result<ValidRetrainParams, RetrainError> {
         let bad = |name: &'static str, value: String, rule: &'static str| {
-            Err(RetrainError::InvalidParameter { name, value, rule })
+            Err(RetrainError::from(InvalidParameter { name, value, rule }))
         };
         if self.sources.is_empty() {
             return bad("sources", "[]".into(), "must name at least one source");

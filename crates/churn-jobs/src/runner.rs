@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use churn_core::Backoff;
 use churn_store::ops::{self, JobLock, JobRun, RunStatus, Trigger};
 use futures::future::BoxFuture;
-use rand::Rng;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
+
+pub use crate::job::{Job, JobError, Outcome, RunContext};
 
 /// When a job runs on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,67 +84,11 @@ impl JobSpec {
         Ok(())
     }
 
-    /// The wait before attempt `attempt + 1`: `retry_delay · 2^(attempt-1)`, with jitter in
-    /// `[base, 2·base)` (as Airflow does), capped at `max_retry_delay`.
+    /// The wait before attempt `attempt + 1`: `retry_delay · 2^(attempt-1)` plus jitter of up to one
+    /// `retry_delay` (so replicas retrying together spread out), capped at `max_retry_delay`.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .retry_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let jitter = rand::rng().random_range(0.0..1.0);
-        base.mul_f64(1.0 + jitter).min(self.max_retry_delay)
+        Backoff::jittered(self.retry_delay, self.max_retry_delay).delay_before_retry(attempt)
     }
-}
-
-/// What a run is told: who it is, and when to stop.
-#[derive(Debug, Clone)]
-pub struct RunContext {
-    pub run_id: Uuid,
-    pub trigger: Trigger,
-    pub attempt: u32,
-    /// Cancelled at shutdown, when the job's lock is lost, or when a continuous job is paused: a job
-    /// finishes (or rolls back) its current batch and returns.
-    pub cancel: CancellationToken,
-    /// Rows committed so far by this run, across attempts (see [`RunContext::committed`]).
-    committed: Arc<std::sync::atomic::AtomicI64>,
-}
-
-impl RunContext {
-    /// Counts `rows` the job has just committed. A job that commits as it goes (batch by batch) calls
-    /// this, so a run that fails after committing some batches still records them, and a retried run's
-    /// total includes what its failed attempts committed.
-    pub fn committed(&self, rows: i64) {
-        self.committed
-            .fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// What a successful run did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Outcome {
-    pub rows: i64,
-    pub details: Value,
-}
-
-/// A failed attempt, as the runner sees it.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// May pass on its own (a dependency down, a dropped connection): the attempt is retried.
-    #[error("{0}")]
-    Retryable(String),
-    /// Will not pass by trying again (bad input, a broken invariant).
-    #[error("{0}")]
-    Fatal(String),
-}
-
-impl JobError {
-    pub fn retryable(&self) -> bool {
-        matches!(self, JobError::Retryable(_))
-    }
-}
-
-/// A job: one run at a time, told when to stop.
-pub trait Job: Send + Sync + 'static {
-    fn run(&self, ctx: RunContext) -> BoxFuture<'_, Result<Outcome, JobError>>;
 }
 
 /// Why the runner could not start or change a job.
@@ -338,18 +284,14 @@ impl Runner {
     /// Runs a continuous job run after run until shutdown, waiting while it is paused or another replica
     /// runs it, and backing off after failed runs.
     pub async fn run_continuously(&self, name: &str) {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         while !self.inner.shutdown.is_cancelled() {
             let wait = match ops::is_paused(&self.inner.pool, name).await {
                 Ok(true) => Some(Duration::from_secs(1)),
                 Ok(false) => match self.run_now(name, Trigger::Schedule).await {
-                    Ok(run) if run.status == RunStatus::Failed => {
-                        let wait = backoff;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                        Some(wait)
-                    }
+                    Ok(run) if run.status == RunStatus::Failed => Some(backoff.next_delay()),
                     Ok(_) => {
-                        backoff = Duration::from_secs(1);
+                        backoff.reset();
                         None
                     }
                     // Another replica runs it: look again shortly.
@@ -357,12 +299,12 @@ impl Runner {
                     Err(RunnerError::ShuttingDown) => None,
                     Err(e) => {
                         tracing::warn!(job = name, error = %e, "cannot start a run; retrying");
-                        Some(backoff)
+                        Some(backoff.next_delay())
                     }
                 },
                 Err(e) => {
                     tracing::warn!(job = name, error = %e, "cannot read the pause switch");
-                    Some(backoff)
+                    Some(backoff.next_delay())
                 }
             };
             if let Some(wait) = wait {
@@ -595,15 +537,14 @@ async fn finish(
     error: Option<&str>,
     details: &Value,
 ) {
-    let mut wait = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match ops::finish_run(&inner.pool, run_id, status, rows, error, details).await {
             Ok(()) => return,
             Err(e) if Instant::now() < deadline => {
                 tracing::warn!(job, %run_id, error = %e, "cannot close the run record yet; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
             Err(e) => {
                 tracing::error!(job, %run_id, error = %e, "gave up closing the run record; the next scheduler start closes it as abandoned");

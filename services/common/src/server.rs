@@ -64,6 +64,7 @@ use crate::error::ApiError;
 use crate::limits::UNLIMITED_ROUTES;
 use crate::metrics::track_http;
 use churn_config::{CommonConfig, Limits, ServiceConfig};
+use churn_core::Backoff;
 use churn_store::ObjectStoreHandle;
 
 /// Runs a service's start-up and serving on a multi-threaded runtime with the configured number of
@@ -97,7 +98,7 @@ impl Infra {
     pub async fn start(config: &CommonConfig) -> anyhow::Result<Infra> {
         let database = &config.database;
         let deadline = Instant::now() + database.wait;
-        let mut delay = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
         loop {
             match churn_store::migrate(database.url.expose()).await {
                 Ok(applied) => {
@@ -108,8 +109,7 @@ impl Infra {
                 }
                 Err(churn_store::Error::Connect(e)) if Instant::now() < deadline => {
                     tracing::warn!(error = %e, "database not reachable yet; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(3));
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e) => {
                     return Err(e).context("DATABASE_URL: the database could not be migrated");

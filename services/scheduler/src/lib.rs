@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use churn_config::{ConfigError, Env, JobSchedule, JobSettings, SchedulerConfig};
+use churn_core::Backoff;
 use churn_jobs::dbt::DbtJob;
 use churn_jobs::generate::{Generate, GenerateMode, GenerateParams};
 use churn_jobs::{Job, JobSpec, Runner, Schedule};
@@ -370,6 +371,7 @@ pub async fn build(config: SchedulerConfig) -> anyhow::Result<Application> {
             // A fresh stack starts everything at once: the first attempt may meet a database still busy
             // with other start-ups (a pool timeout), so a few attempts with back-off before giving up.
             const ATTEMPTS: u32 = 5;
+            let mut backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(80));
             for attempt in 1..=ATTEMPTS {
                 match churn_models::classifier::bootstrap_champion(
                     &registry,
@@ -381,7 +383,7 @@ pub async fn build(config: SchedulerConfig) -> anyhow::Result<Application> {
                 {
                     Ok(_) => break,
                     Err(e) if attempt < ATTEMPTS => {
-                        let wait = Duration::from_secs(5 << (attempt - 1));
+                        let wait = backoff.next_delay();
                         tracing::warn!(error = %e, attempt, retry_in_secs = wait.as_secs(), "training a first champion failed; retrying");
                         tokio::time::sleep(wait).await;
                     }

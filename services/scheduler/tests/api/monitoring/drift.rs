@@ -1,0 +1,173 @@
+//! The drift job against churn-monitor (itself checked against Evidently), with its retrain trigger and
+//! cooldown.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_drift_job_stores_churn_monitors_statistics_and_a_drifted_window_triggers_one_retrain()
+{
+    let db = TestDb::new().await;
+    let s3 = TestS3::start().await;
+    let v1 = register_champion(&db, &s3).await;
+    let registry = Registry::new(db.pool.clone(), s3.open());
+    let model = churn_automl::LoadedModel::new(champion_model()).unwrap();
+    let seed = seed();
+    let score = |rows: Vec<Customer>| -> Vec<(Customer, Vec<(i32, f64)>)> {
+        let p = model.predict(&rows);
+        rows.into_iter()
+            .zip(p)
+            .map(|(c, p)| (c, vec![(v1.version, p)]))
+            .collect()
+    };
+    let (requests, mut requested) = tokio::sync::mpsc::channel(1);
+    let watch = RetrainWatch {
+        policy: TriggerPolicy {
+            model_name: MODEL.into(),
+            on_drift: true,
+            auc_drop: 0.0,
+            auc_window: "1d".into(),
+            auc_min_rows: 1,
+            new_labels: 0,
+            cooldown: Duration::from_secs(3600),
+        },
+        requests,
+    };
+    let params = DriftParams {
+        min_rows: 500,
+        max_rows: 1500,
+        options: churn_monitor::DriftOptions::new().drift_share(0.2),
+        seed_data: churn_testkit::seed_data_path(),
+        ..DriftParams::default()
+    };
+    let job = DriftJob::new(
+        params.clone().check().unwrap(),
+        db.pool.clone(),
+        registry.clone(),
+        Some(watch.clone()),
+    );
+
+    // Too few rows: nothing is stored.
+    // The seed lists churners first: spread samples over the whole file.
+    let sample = |offset: usize, n: usize| -> Vec<Customer> {
+        seed.iter()
+            .skip(offset)
+            .step_by(4)
+            .take(n)
+            .cloned()
+            .collect()
+    };
+    insert_scored(&db, &score(sample(2, 300)), 0.5, Duration::ZERO).await;
+    assert!(job.measure(None).await.unwrap().is_none());
+
+    // 1,500 unshifted customers: every statistic is churn-monitor's on the same rows and reference.
+    let current = sample(0, 1500);
+    insert_scored(&db, &score(current.clone()), 0.5, Duration::ZERO).await;
+    let (run, drift) = job.measure(None).await.unwrap().unwrap();
+    let profile = churn_monitor::ReferenceProfile::from_json(
+        &registry.load_profile(&v1).await.unwrap().unwrap(),
+    )
+    .unwrap();
+    let options = params.options.check().unwrap();
+    let expected = churn_monitor::data_drift(&profile, &current, &options).unwrap();
+    assert_eq!(drift, expected);
+    assert!(!drift.dataset_drift, "{drift:?}");
+    let stored: Vec<(String, String, f64, f64, bool, f64)> = sqlx::query_as(
+        "select feature, statistic, value, threshold, drifted, psi from monitoring.drift
+         where run_id = $1 order by drift_id",
+    )
+    .bind(run.run_id)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 25);
+    for (row, column) in stored.iter().zip(&expected.columns) {
+        assert_eq!(row.0, column.column);
+        assert_eq!(row.1, column.stattest.name());
+        assert_eq!(
+            (row.2, row.3, row.4, row.5),
+            (column.score, column.threshold, column.drifted, column.psi)
+        );
+    }
+    let run_row: (i32, i32, bool, Option<String>) = sqlx::query_as(
+        "select n_current, n_drifted, dataset_drift, prediction_statistic from monitoring.drift_runs
+         where run_id = $1",
+    )
+    .bind(run.run_id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(run_row.0, 1500);
+    assert_eq!(run_row.1 as usize, expected.n_drifted);
+    assert!(!run_row.2);
+    assert!(run_row.3.is_some(), "prediction drift measured too");
+    assert_eq!(watch.check_and_request(&db.pool, &registry).await, None);
+
+    // The newest 1,500 customers shifted: the dataset drifts, one trigger is stored and one run asked for.
+    insert_scored(&db, &score(shifted(&sample(1, 1500))), 0.5, Duration::ZERO).await;
+    let (_, drift) = job.measure(None).await.unwrap().unwrap();
+    assert!(drift.dataset_drift, "{drift:?}");
+    let drifted: Vec<&str> = drift
+        .columns
+        .iter()
+        .filter(|c| c.drifted)
+        .map(|c| c.column.as_str())
+        .collect();
+    for column in [
+        "monthly_charges",
+        "tenure_months",
+        "contract",
+        "payment_method",
+    ] {
+        assert!(drifted.contains(&column), "{column} not in {drifted:?}");
+    }
+    let first = watch.check_and_request(&db.pool, &registry).await.unwrap();
+    assert_eq!(first["reason"], "dataset_drift");
+    assert_eq!(first["stored"], true);
+    assert!(requested.try_recv().is_ok(), "a retrain run was requested");
+    // Checked again before a run claims it: the same trigger waits, none is added.
+    let again = watch.check_and_request(&db.pool, &registry).await.unwrap();
+    assert_eq!(again["waiting"], true);
+    assert_eq!(again["trigger_id"], first["trigger_id"]);
+    // Claimed by a run, the evidence still holds, but the cooldown keeps a second trigger out.
+    let run_id = Uuid::new_v4();
+    sqlx::query(
+        "insert into ops.job_runs (job_run_id, job_name, trigger) values ($1, 'retrain', 'event')",
+    )
+    .bind(run_id)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let claimed = churn_store::monitoring::claim_retrain_triggers(&db.pool, run_id, "manual")
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].reason, "dataset_drift");
+    assert!(claimed[0].evidence.0["drift_run_id"].is_string());
+    let cooling = watch.check_and_request(&db.pool, &registry).await.unwrap();
+    assert!(cooling["cooling_down_since"].is_string(), "{cooling}");
+    assert_eq!(
+        churn_store::monitoring::request_retrain(
+            &db.pool,
+            "dataset_drift",
+            &Value::Null,
+            Duration::from_secs(3600)
+        )
+        .await
+        .unwrap(),
+        match cooling["cooling_down_since"].as_str() {
+            Some(since) => TriggerOutcome::CoolingDown {
+                last: since.parse::<DateTime<Utc>>().unwrap()
+            },
+            None => unreachable!(),
+        }
+    );
+    let triggers = sqlx::query("select count(*) as n from ops.retrain_triggers")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+        .get::<i64, _>("n");
+    assert_eq!(triggers, 1);
+}
+
+/// The seed with its labels flipped and its features shifted: a synthesizer fitted on it makes a stream
+/// on which the champion (trained on the seed) is worse than useless.
