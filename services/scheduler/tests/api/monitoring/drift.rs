@@ -168,6 +168,3 @@ async fn the_drift_job_stores_churn_monitors_statistics_and_a_drifted_window_tri
         .get::<i64, _>("n");
     assert_eq!(triggers, 1);
 }
-
-/// The seed with its labels flipped and its features shifted: a synthesizer fitted on it makes a stream
-/// on which the champion (trained on the seed) is worse than useless.

@@ -3,6 +3,8 @@
 
 use super::*;
 
+/// The seed with its labels flipped and its features shifted: a synthesizer fitted on it makes a stream
+/// on which the champion (trained on the seed) is worse than useless.
 async fn register_shifted_synthesizer(stack: &Stack) {
     let customers: Vec<Customer> = shifted(&seed())
         .into_iter()

@@ -526,6 +526,5 @@ fn promtool(args: &[&str]) {
     );
 }
 
-
 mod prometheus;
 mod provisioning;

@@ -163,4 +163,3 @@ fn the_dashboards_and_alert_rules_name_only_provisioned_datasources_and_grafana_
     promtool(&["check", "config", "prometheus/prometheus.yml"]);
     promtool(&["check", "rules", "prometheus/rules/churn.yml"]);
 }
-
