@@ -104,8 +104,8 @@ fn run_rows(runs: &[RunLine], with_job: bool) -> Markup {
                 @for run in runs {
                     tr {
                         @if with_job { td { a href=(format!("/ui/jobs?job={}", run.job_name)) { (run.job_name) } } }
-                        td { (status(&run.status)) }
-                        td { (run.trigger) }
+                        td { (status(run.status.as_str())) }
+                        td { (run.trigger.as_str()) }
                         td.num { (run.attempt) }
                         td { (when(run.started_at)) }
                         td.num { (num(run_seconds(run), 1)) }
