@@ -105,7 +105,7 @@ fn run_rows(runs: &[RunLine], with_job: bool) -> Markup {
                     tr {
                         @if with_job { td { a href=(format!("/ui/jobs?job={}", run.job_name)) { (run.job_name) } } }
                         td { (status(run.status.as_str())) }
-                        td { (run.trigger) }
+                        td { (run.trigger.as_str()) }
                         td.num { (run.attempt) }
                         td { (when(run.started_at)) }
                         td.num { (num(run_seconds(run), 1)) }

@@ -11,7 +11,7 @@ use churn_config::TrainingSource;
 use churn_core::Customer;
 use churn_models::{Holdout, TrainRequest, TrainingData};
 use churn_registry::Registry;
-use churn_store::monitoring::{self, TriggerOutcome};
+use churn_store::monitoring::{self, RetrainReason, TriggerOutcome};
 use churn_store::ops::Trigger;
 use churn_store::warehouse::Source;
 use futures::future::BoxFuture;
@@ -85,7 +85,7 @@ pub async fn evidence(
     pool: &PgPool,
     registry: &Registry,
     policy: &TriggerPolicy,
-) -> Result<Option<(&'static str, Value)>, RetrainError> {
+) -> Result<Option<(RetrainReason, Value)>, RetrainError> {
     let name = &policy.model_name;
     let Some(champion) = registry
         .by_alias(name, churn_models::classifier::CHAMPION)
@@ -101,7 +101,7 @@ pub async fn evidence(
             monitoring::latest_drift(pool, name, champion.version, since).await?
     {
         return Ok(Some((
-            "dataset_drift",
+            RetrainReason::DatasetDrift,
             json!({"drift_run_id": run_id, "share_drifted": share, "model_version": champion.version}),
         )));
     }
@@ -119,7 +119,7 @@ pub async fn evidence(
         && test_auc - live_auc > policy.auc_drop
     {
         return Ok(Some((
-            "live_auc_drop",
+            RetrainReason::LiveAucDrop,
             json!({
                 "model_version": champion.version, "test_roc_auc": test_auc, "live_roc_auc": live_auc,
                 "n_samples": n, "metric_id": metric_id, "window": policy.auc_window,
@@ -131,7 +131,7 @@ pub async fn evidence(
         let labelled = monitoring::labelled_since(pool, Source::Ingested, since).await?;
         if labelled >= 0 && labelled as u64 >= policy.new_labels {
             return Ok(Some((
-                "new_labels",
+                RetrainReason::NewLabels,
                 json!({"labelled_since_training": labelled, "threshold": policy.new_labels, "since": since}),
             )));
         }
@@ -165,7 +165,7 @@ impl RetrainWatch {
             monitoring::request_retrain(pool, reason, &evidence, self.policy.cooldown).await?;
         let report = match &outcome {
             TriggerOutcome::Stored { trigger_id } => {
-                tracing::info!(reason, trigger_id, "retrain triggered");
+                tracing::info!(reason = reason.as_str(), trigger_id, "retrain triggered");
                 json!({"reason": reason, "trigger_id": trigger_id, "stored": true})
             }
             TriggerOutcome::Pending { trigger_id, reason } => {
@@ -318,8 +318,8 @@ impl Retrain {
     async fn run_inner(&self, ctx: RunContext) -> Result<Outcome, RetrainError> {
         let started = Instant::now();
         let fallback = match ctx.trigger {
-            Trigger::Schedule => "schedule",
-            Trigger::Manual | Trigger::Event => "manual",
+            Trigger::Schedule => RetrainReason::Schedule,
+            Trigger::Manual | Trigger::Event => RetrainReason::Manual,
         };
         let triggers = monitoring::claim_retrain_triggers(&self.pool, ctx.run_id, fallback).await?;
         let reasons: Vec<&str> = triggers.iter().map(|t| t.reason.as_str()).collect();

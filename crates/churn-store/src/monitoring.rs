@@ -725,27 +725,60 @@ pub enum TriggerOutcome {
     /// A new trigger was stored, waiting for a retrain run to claim it.
     Stored { trigger_id: i64 },
     /// A trigger is already waiting for a run.
-    Pending { trigger_id: i64, reason: String },
+    Pending {
+        trigger_id: i64,
+        reason: RetrainReason,
+    },
     /// A triggered retrain happened within the cooldown: nothing stored.
     CoolingDown { last: DateTime<Utc> },
 }
 
+/// Why a retrain was asked for (`ops.retrain_triggers.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum RetrainReason {
+    Schedule,
+    Manual,
+    DatasetDrift,
+    LiveAucDrop,
+    NewLabels,
+    Bootstrap,
+}
+
+impl RetrainReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetrainReason::Schedule => "schedule",
+            RetrainReason::Manual => "manual",
+            RetrainReason::DatasetDrift => "dataset_drift",
+            RetrainReason::LiveAucDrop => "live_auc_drop",
+            RetrainReason::NewLabels => "new_labels",
+            RetrainReason::Bootstrap => "bootstrap",
+        }
+    }
+}
+
 /// The reasons that count toward the cooldown (the evidence-driven ones, not cron or a person).
-pub const EVIDENCE_REASONS: [&str; 3] = ["dataset_drift", "live_auc_drop", "new_labels"];
+pub const EVIDENCE_REASONS: [RetrainReason; 3] = [
+    RetrainReason::DatasetDrift,
+    RetrainReason::LiveAucDrop,
+    RetrainReason::NewLabels,
+];
 
 /// Stores a retrain trigger unless one is already waiting or a triggered retrain happened within
 /// `cooldown`; replicas deciding at once take turns on a lock, so one trigger is stored.
 pub async fn request_retrain(
     pool: &PgPool,
-    reason: &str,
+    reason: RetrainReason,
     evidence: &Value,
     cooldown: std::time::Duration,
 ) -> Result<TriggerOutcome, Error> {
     let mut tx = pool.begin().await?;
     lock_retrain_triggers(&mut tx).await?;
     let pending = sqlx::query!(
-        "select trigger_id, reason from ops.retrain_triggers where job_run_id is null
-         order by triggered_at limit 1",
+        r#"select trigger_id, reason as "reason: RetrainReason" from ops.retrain_triggers
+           where job_run_id is null order by triggered_at limit 1"#,
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -759,7 +792,7 @@ pub async fn request_retrain(
     let last = sqlx::query_scalar!(
         "select max(triggered_at) from ops.retrain_triggers
          where reason = any($1) and triggered_at > now() - make_interval(secs => $2)",
-        &EVIDENCE_REASONS[..] as &[&str],
+        &EVIDENCE_REASONS.map(RetrainReason::as_str)[..] as &[&str],
         cooldown_secs,
     )
     .fetch_one(&mut *tx)
@@ -769,7 +802,7 @@ pub async fn request_retrain(
     }
     let trigger_id = sqlx::query_scalar!(
         "insert into ops.retrain_triggers (reason, evidence) values ($1, $2) returning trigger_id",
-        reason,
+        reason as _,
         Json(evidence) as _,
     )
     .fetch_one(&mut *tx)
@@ -792,7 +825,7 @@ async fn lock_retrain_triggers(conn: &mut sqlx::PgConnection) -> Result<(), Erro
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrainTrigger {
     pub trigger_id: i64,
-    pub reason: String,
+    pub reason: RetrainReason,
     pub evidence: Json<Value>,
     pub triggered_at: DateTime<Utc>,
 }
@@ -802,14 +835,15 @@ pub struct RetrainTrigger {
 pub async fn claim_retrain_triggers(
     pool: &PgPool,
     job_run_id: Uuid,
-    fallback: &str,
+    fallback: RetrainReason,
 ) -> Result<Vec<RetrainTrigger>, Error> {
     let mut tx = pool.begin().await?;
     lock_retrain_triggers(&mut tx).await?;
     // A retried attempt answers to what its first attempt claimed.
     let mut claimed = sqlx::query_as!(
         RetrainTrigger,
-        r#"select trigger_id, reason, evidence as "evidence: Json<Value>", triggered_at
+        r#"select trigger_id, reason as "reason: RetrainReason", evidence as "evidence: Json<Value>",
+                  triggered_at
            from ops.retrain_triggers where job_run_id = $1"#,
         job_run_id,
     )
@@ -819,7 +853,8 @@ pub async fn claim_retrain_triggers(
         claimed = sqlx::query_as!(
             RetrainTrigger,
             r#"update ops.retrain_triggers set job_run_id = $1 where job_run_id is null
-               returning trigger_id, reason, evidence as "evidence: Json<Value>", triggered_at"#,
+               returning trigger_id, reason as "reason: RetrainReason",
+                         evidence as "evidence: Json<Value>", triggered_at"#,
             job_run_id,
         )
         .fetch_all(&mut *tx)
@@ -829,9 +864,10 @@ pub async fn claim_retrain_triggers(
         claimed = sqlx::query_as!(
             RetrainTrigger,
             r#"insert into ops.retrain_triggers (job_run_id, reason) values ($1, $2)
-               returning trigger_id, reason, evidence as "evidence: Json<Value>", triggered_at"#,
+               returning trigger_id, reason as "reason: RetrainReason",
+                         evidence as "evidence: Json<Value>", triggered_at"#,
             job_run_id,
-            fallback,
+            fallback as _,
         )
         .fetch_all(&mut *tx)
         .await?;

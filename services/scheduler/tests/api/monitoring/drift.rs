@@ -137,18 +137,25 @@ async fn the_drift_job_stores_churn_monitors_statistics_and_a_drifted_window_tri
     .execute(&db.pool)
     .await
     .unwrap();
-    let claimed = churn_store::monitoring::claim_retrain_triggers(&db.pool, run_id, "manual")
-        .await
-        .unwrap();
+    let claimed = churn_store::monitoring::claim_retrain_triggers(
+        &db.pool,
+        run_id,
+        churn_store::monitoring::RetrainReason::Manual,
+    )
+    .await
+    .unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].reason, "dataset_drift");
+    assert_eq!(
+        claimed[0].reason,
+        churn_store::monitoring::RetrainReason::DatasetDrift
+    );
     assert!(claimed[0].evidence.0["drift_run_id"].is_string());
     let cooling = watch.check_and_request(&db.pool, &registry).await.unwrap();
     assert!(cooling["cooling_down_since"].is_string(), "{cooling}");
     assert_eq!(
         churn_store::monitoring::request_retrain(
             &db.pool,
-            "dataset_drift",
+            churn_store::monitoring::RetrainReason::DatasetDrift,
             &Value::Null,
             Duration::from_secs(3600)
         )
