@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use churn_core::Customer;
 use churn_synth::{FitOptions, Sampler, SynthModel};
 
-use super::median;
+use super::{median, synthetic_customers};
 
 /// Times `batches` transactions of `batch_size` customers written as the generate job writes them.
 pub(super) async fn copy_ceiling(
@@ -15,10 +14,7 @@ pub(super) async fn copy_ceiling(
     batches: usize,
 ) -> anyhow::Result<()> {
     use churn_store::warehouse::{Classification, Synthesis, write_generated};
-    let env = churn_config::Env::process_with(database_url.map(|u| ("DATABASE_URL", u)));
-    let database = churn_config::DatabaseConfig::from_env(&env)?;
-    churn_store::migrate(database.url.expose()).await?;
-    let pool = churn_store::connect(database.url.expose(), 2).await?;
+    let (env, pool) = super::migrated_pool(database_url, 2).await?;
     let seed = churn_core::read_customers(&churn_config::seed_data_path(&env))?;
     let model = SynthModel::fit(&seed, FitOptions::default())?;
     let sampler = Sampler::new(model)?;
@@ -31,16 +27,7 @@ pub(super) async fn copy_ceiling(
     // The foreign keys of the monitoring tables are not involved; the registry needs no version here.
     let mut seconds = Vec::with_capacity(batches);
     for b in 0..batches {
-        let rows = sampler.sample(batch_size as u64, b as u64, 2);
-        let customers: Vec<(uuid::Uuid, Customer)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    churn_store::warehouse::next_customer_id(&mut ulids),
-                    sampler.to_customer(r),
-                )
-            })
-            .collect();
+        let customers = synthetic_customers(&sampler, &mut ulids, batch_size, b as u64);
         let classifications: Vec<Classification> = customers
             .iter()
             .enumerate()

@@ -60,6 +60,21 @@ impl BenchDb {
         Ok(db)
     }
 
+    /// A pool on this database and an ingestor writing through it.
+    async fn ingestor(
+        &self,
+        store: &ObjectStoreHandle,
+        batch_rows: usize,
+    ) -> anyhow::Result<(sqlx::PgPool, Ingestor)> {
+        let pool = churn_store::connect(&self.url, 4).await?;
+        let ingestor = Ingestor::new(
+            pool.clone(),
+            store.store.clone(),
+            IngestOptions { batch_rows },
+        );
+        Ok((pool, ingestor))
+    }
+
     async fn drop(self) -> anyhow::Result<()> {
         let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
         churn_store::admin::drop_database(&mut admin, &self.name).await?;
@@ -164,14 +179,7 @@ pub(super) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
 
     // Ingestion, end to end (hash pass, parse, validate, upsert batches, checkpoint, move).
     let db = BenchDb::create(server.url.expose()).await?;
-    let pool = churn_store::connect(&db.url, 4).await?;
-    let ingestor = Ingestor::new(
-        pool.clone(),
-        store.store.clone(),
-        IngestOptions {
-            batch_rows: args.batch_rows,
-        },
-    );
+    let (pool, ingestor) = db.ingestor(&store, args.batch_rows).await?;
     let started = Instant::now();
     let summary = ingestor.ingest(&key).await?;
     let ingest_secs = started.elapsed().as_secs_f64();
@@ -197,14 +205,7 @@ pub(super) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
 
     // Upload-to-visible latency of a small file, as the webhook path runs it.
     let db = BenchDb::create(server.url.expose()).await?;
-    let pool = churn_store::connect(&db.url, 4).await?;
-    let ingestor = Ingestor::new(
-        pool.clone(),
-        store.store.clone(),
-        IngestOptions {
-            batch_rows: args.batch_rows,
-        },
-    );
+    let (pool, ingestor) = db.ingestor(&store, args.batch_rows).await?;
     let small = scratch.path().join("customers-10k.csv");
     write_file(&seed, &small, args.latency_rows)?;
     let small_bytes = tokio::fs::read(&small).await?;

@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use churn_core::Customer;
 use churn_synth::{FitOptions, Sampler, SynthModel};
 
-use super::median;
+use super::{median, synthetic_customers};
 use crate::progress::Progress;
 
 /// Fills the warehouse with `rows` labelled predictions of `churn-classifier` v1 (unless already there)
@@ -21,10 +20,7 @@ pub(super) async fn bench_metrics(
     use churn_store::warehouse::{Classification, Synthesis, write_generated};
     use std::time::Duration;
 
-    let env = churn_config::Env::process_with(database_url.map(|u| ("DATABASE_URL", u)));
-    let database = churn_config::DatabaseConfig::from_env(&env)?;
-    churn_store::migrate(database.url.expose()).await?;
-    let pool = churn_store::connect(database.url.expose(), 4).await?;
+    let (env, pool) = super::migrated_pool(database_url, 4).await?;
     let name = churn_models::classifier::MODEL_NAME;
     churn_store::admin::register_placeholder_version(
         &pool,
@@ -49,16 +45,7 @@ pub(super) async fn bench_metrics(
         let mut batch_no = 0u64;
         while left > 0 {
             let n = left.min(20_000);
-            let customers: Vec<(uuid::Uuid, Customer)> = sampler
-                .sample(n as u64, 1_000 + batch_no, 2)
-                .iter()
-                .map(|r| {
-                    (
-                        churn_store::warehouse::next_customer_id(&mut ulids),
-                        sampler.to_customer(r),
-                    )
-                })
-                .collect();
+            let customers = synthetic_customers(&sampler, &mut ulids, n, 1_000 + batch_no);
             // A model with some skill: churners score higher on average, with noise.
             let classifications: Vec<Classification> = customers
                 .iter()

@@ -12,6 +12,8 @@ mod train;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use churn_core::Customer;
+use churn_synth::Sampler;
 use clap::Subcommand;
 
 use crate::registry_args::{RegistryArgs, seed_or};
@@ -183,15 +185,59 @@ pub(super) async fn service_peak_memory_mib(
     client: &reqwest::Client,
     url: &str,
 ) -> anyhow::Result<f64> {
+    service_memory_mib(client, url, "process_resident_memory_peak_bytes")
+        .await?
+        .context("the service's /metrics has no process_resident_memory_peak_bytes")
+}
+
+/// A byte gauge of a running service's /metrics (`metric`), in MiB; `None` when it reports none.
+pub(super) async fn service_memory_mib(
+    client: &reqwest::Client,
+    url: &str,
+    metric: &str,
+) -> anyhow::Result<Option<f64>> {
     let text = client
         .get(format!("{url}/metrics"))
         .send()
         .await?
         .text()
         .await?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("process_resident_memory_peak_bytes "))
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(metric)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|b| b / (1024.0 * 1024.0))
-        .context("the service's /metrics has no process_resident_memory_peak_bytes")
+        .map(|b| b / (1024.0 * 1024.0)))
+}
+
+/// The database `--database-url` (or DATABASE_URL) names, migrated, with a pool of `connections`, and the
+/// environment the URL was read from.
+pub(super) async fn migrated_pool(
+    database_url: Option<String>,
+    connections: u32,
+) -> anyhow::Result<(churn_config::Env, sqlx::PgPool)> {
+    let env = churn_config::Env::process_with(database_url.map(|u| ("DATABASE_URL", u)));
+    let database = churn_config::DatabaseConfig::from_env(&env)?;
+    churn_store::migrate(database.url.expose()).await?;
+    let pool = churn_store::connect(database.url.expose(), connections).await?;
+    Ok((env, pool))
+}
+
+/// `n` customers sampled with `seed` (on 2 threads), each with a new time-ordered id, as the generate job
+/// writes them.
+pub(super) fn synthetic_customers(
+    sampler: &Sampler,
+    ulids: &mut ulid::Generator,
+    n: usize,
+    seed: u64,
+) -> Vec<(uuid::Uuid, Customer)> {
+    sampler
+        .sample(n as u64, seed, 2)
+        .iter()
+        .map(|r| {
+            (
+                churn_store::warehouse::next_customer_id(ulids),
+                sampler.to_customer(r),
+            )
+        })
+        .collect()
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::service_peak_memory_mib;
+use super::{service_memory_mib, service_peak_memory_mib};
 
 /// Drives `concurrency` requests at once for `secs` seconds and prints latency by outcome.
 pub(super) async fn overload(
@@ -23,20 +23,7 @@ pub(super) async fn overload(
     let base = url.trim_end_matches('/').to_owned();
     let target = format!("{base}{path}");
     let before = service_peak_memory_mib(&client, &base).await.ok();
-    let resident = |text: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|b| b / (1024.0 * 1024.0))
-    };
-    let rss_before = resident(
-        &client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?,
-    );
+    let rss_before = service_memory_mib(&client, &base, "process_resident_memory_bytes").await?;
     let deadline = Instant::now() + std::time::Duration::from_secs(secs);
     // Resident memory sampled every second while the load runs: flat means no growth under overload.
     let sampler = {
@@ -45,14 +32,10 @@ pub(super) async fn overload(
             let mut samples = Vec::new();
             while Instant::now() < deadline {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                if let Ok(r) = client.get(format!("{base}/metrics")).send().await
-                    && let Ok(text) = r.text().await
-                    && let Some(mib) = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
-                        .and_then(|v| v.trim().parse::<f64>().ok())
+                if let Ok(Some(mib)) =
+                    service_memory_mib(&client, &base, "process_resident_memory_bytes").await
                 {
-                    samples.push(mib / (1024.0 * 1024.0));
+                    samples.push(mib);
                 }
             }
             samples
@@ -88,14 +71,7 @@ pub(super) async fn overload(
     while let Some(part) = tasks.join_next().await {
         all.extend(part?);
     }
-    let rss_after = resident(
-        &client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?,
-    );
+    let rss_after = service_memory_mib(&client, &base, "process_resident_memory_bytes").await?;
     let after = service_peak_memory_mib(&client, &base).await.ok();
     let samples = sampler.await.unwrap_or_default();
     let quantiles = |status: u16| {

@@ -93,7 +93,7 @@ pub(super) async fn dbt_vars(
 }
 
 /// Runs `scripts/venv --dbt` (quick when the venv exists; a pip install from PyPI otherwise).
-pub(super) async fn venv_dbt(script: &Path) -> anyhow::Result<PathBuf> {
+async fn venv_dbt(script: &Path) -> anyhow::Result<PathBuf> {
     let mut bar = Progress::steps("dbt venv");
     bar.message(format!("{} --dbt", script.display()));
     let out = Command::new(script)

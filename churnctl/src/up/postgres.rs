@@ -45,7 +45,7 @@ pub(super) async fn database(
 
 /// Connects to `url` within a few seconds; when the server answers but the database does not exist,
 /// creates it.
-pub(super) async fn ensure_database(url: &DatabaseUrl) -> anyhow::Result<()> {
+async fn ensure_database(url: &DatabaseUrl) -> anyhow::Result<()> {
     const TIMEOUT: Duration = Duration::from_secs(3);
     let connect = |url: String| async move {
         tokio::time::timeout(TIMEOUT, sqlx::PgConnection::connect(&url))
@@ -310,7 +310,7 @@ impl EmbeddedPg {
 /// Installs PostgreSQL from the distribution's packages when this process may (root on a machine with
 /// apt-get), saying so; true when the install command succeeded. Anywhere else the caller's error says
 /// what to install.
-pub(super) fn install_postgres() -> bool {
+fn install_postgres() -> bool {
     let apt = Path::new("/usr/bin/apt-get");
     if !is_root() || !apt.is_file() {
         return false;
@@ -337,7 +337,7 @@ pub(super) fn install_postgres() -> bool {
 }
 
 /// The folder of initdb and pg_ctl: on PATH, else the newest `/usr/lib/postgresql/<version>/bin`.
-pub(super) fn pg_bin_dir() -> Option<PathBuf> {
+fn pg_bin_dir() -> Option<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
     if let Some(path) = std::env::var_os("PATH")
         && let Some(dir) = std::env::split_paths(&path).find(|dir| has_both(dir))
@@ -362,12 +362,12 @@ pub(super) fn pg_bin_dir() -> Option<PathBuf> {
     versions.pop().map(|(_, bin)| bin)
 }
 
-pub(super) fn is_root() -> bool {
+fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// A user's uid and gid, from /etc/passwd.
-pub(super) fn user_ids(user: &str) -> Option<(u32, u32)> {
+fn user_ids(user: &str) -> Option<(u32, u32)> {
     std::fs::read_to_string("/etc/passwd")
         .ok()?
         .lines()
@@ -379,7 +379,7 @@ pub(super) fn user_ids(user: &str) -> Option<(u32, u32)> {
         })
 }
 
-pub(super) fn free_port() -> anyhow::Result<u16> {
+fn free_port() -> anyhow::Result<u16> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port for PostgreSQL")?;
     Ok(listener.local_addr()?.port())

@@ -18,11 +18,11 @@ use tokio::sync::mpsc;
 use super::{Plan, SERVICES, STATE_DIR, STOP_GRACE, Spec, StopSignals, TAIL_LINES, note};
 
 /// The last lines a service printed.
-pub(super) type Tail = Arc<Mutex<VecDeque<String>>>;
+type Tail = Arc<Mutex<VecDeque<String>>>;
 
 /// A running service.
 #[derive(Debug)]
-pub(super) struct Child {
+struct Child {
     spec: Spec,
     port: u16,
     pid: Pid,
@@ -53,7 +53,7 @@ impl Child {
 }
 
 /// Why the platform stopped.
-pub(super) enum Ending {
+enum Ending {
     Signal(&'static str),
     Exited(usize, std::io::Result<ExitStatus>),
     NotReady(usize),
@@ -159,7 +159,7 @@ pub(super) async fn supervise(
 }
 
 /// Starts one service with its output piped to [`forward`]ers; the caller waits for the process.
-pub(super) fn spawn_service(
+fn spawn_service(
     plan: &Plan,
     binary: &Path,
     spec: Spec,
@@ -234,7 +234,7 @@ pub(super) fn spawn_service(
 }
 
 /// Waits for every /ready, prints the URLs, then waits for a signal or a service's exit.
-pub(super) async fn follow(
+async fn follow(
     plan: &Plan,
     stop: &mut StopSignals,
     exited: &mut mpsc::UnboundedReceiver<(usize, std::io::Result<ExitStatus>)>,
@@ -283,7 +283,7 @@ pub(super) async fn follow(
     }
 }
 
-pub(super) fn print_urls(plan: &Plan) {
+fn print_urls(plan: &Plan) {
     let url = |index: usize| format!("http://{}:{}", plan.host, plan.ports[index]);
     let (synthesizer, classifier, scheduler) = (url(0), url(1), url(2));
     let token = plan.admin_token_file.as_ref().map_or_else(
@@ -328,7 +328,7 @@ pub(super) fn print_urls(plan: &Plan) {
 }
 
 /// SIGTERM to every service still running, up to [`STOP_GRACE`] for them to exit, then SIGKILL.
-pub(super) async fn shutdown(
+async fn shutdown(
     children: &mut [Child],
     exited: &mut mpsc::UnboundedReceiver<(usize, std::io::Result<ExitStatus>)>,
 ) {
@@ -355,7 +355,7 @@ pub(super) async fn shutdown(
 }
 
 /// Records the services' exits for up to `within`.
-pub(super) async fn reap(
+async fn reap(
     children: &mut [Child],
     exited: &mut mpsc::UnboundedReceiver<(usize, std::io::Result<ExitStatus>)>,
     within: Duration,
@@ -374,7 +374,7 @@ pub(super) async fn reap(
 }
 
 /// Copies a service's output line by line to stdout with its prefix, to its log file, and to its tail.
-pub(super) async fn forward(
+async fn forward(
     stream: impl AsyncRead + Unpin,
     prefix: String,
     tail: Tail,
@@ -401,7 +401,7 @@ pub(super) async fn forward(
 }
 
 /// The line without ANSI colour sequences (`ESC [ … letter`).
-pub(super) fn strip_ansi(line: &str) -> String {
+fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
