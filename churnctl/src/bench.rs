@@ -847,10 +847,7 @@ pub fn bench_predict(model: &churn_automl::LoadedModel, data: &Path) -> anyhow::
             std::hint::black_box(p);
         }),
     );
-    println!(
-        "| classifier work, in-process ({}) | µs |",
-        model.family()
-    );
+    println!("| classifier work, in-process ({}) | µs |", model.family());
     println!("|---|---|");
     println!("| parse and validate one customer (JSON value → record) | {parse:.2} |");
     println!("| predict one customer | {one:.2} |");

@@ -317,7 +317,8 @@ pub fn evaluate(model: &LoadedModel, data: &Path) -> anyhow::Result<Metrics> {
     let metrics = model.evaluate(&customers)?;
     println!(
         "model: {} (threshold {:.3})",
-        model.family(), model.threshold()
+        model.family(),
+        model.threshold()
     );
     print_metrics("metrics", &metrics);
     Ok(metrics)
