@@ -156,11 +156,7 @@ async fn show(registry: &Registry, name: &str, json: bool) -> anyhow::Result<()>
         &[0, 3, 5],
     );
     for v in &versions {
-        let auc = v
-            .metrics
-            .0
-            .get("test_roc_auc")
-            .and_then(serde_json::Value::as_f64);
+        let auc = churn_core::VersionMetrics::from_json(&v.metrics.0).test_roc_auc;
         table.add_row(vec![
             format!("v{}", v.version),
             v.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),

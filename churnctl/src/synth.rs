@@ -150,7 +150,7 @@ async fn fit(
     register: Option<&RegistryArgs>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (model, mut info) = synthesizer::fit_file(
+    let (fitted, mut info) = synthesizer::fit_file(
         data,
         FitOptions {
             seed,
@@ -159,12 +159,13 @@ async fn fit(
     )
     .with_context(|| format!("fitting on {}", data.display()))?;
     info.code_version = format!("churnctl {}", env!("CARGO_PKG_VERSION"));
+    let model = &fitted.model;
     let bytes = model.to_bytes()?;
     write_atomically(out, &bytes)?;
     println!(
         "fitted on {} rows in {:.3} s ({:.3} s with reading and hashing the file); {} segments, {} locations; saved {} ({} bytes)",
-        info.rows,
-        info.fit_seconds,
+        info.train_rows,
+        fitted.fit_seconds,
         started.elapsed().as_secs_f64(),
         model.segments.len(),
         model.locations.len(),
@@ -183,7 +184,7 @@ async fn fit(
     println!("{table}");
     if let Some(args) = register {
         let registry = args.open().await?;
-        let (version, current) = synthesizer::register(&registry, &model, &info).await?;
+        let (version, current) = synthesizer::register(&registry, &fitted, &info).await?;
         println!(
             "registered {} version {}{}",
             synthesizer::MODEL_NAME,

@@ -27,19 +27,19 @@ pub(super) async fn ensure_models(
         let mut bar = Progress::steps("synthesizer");
         bar.message("fitting the Gaussian copula on the seed data".to_owned());
         let path = seed.to_path_buf();
-        let (model, mut info) = tokio::task::spawn_blocking(move || {
+        let (fitted, mut info) = tokio::task::spawn_blocking(move || {
             synthesizer::fit_file(&path, churn_synth::FitOptions::default())
         })
         .await?
         .with_context(|| format!("fitting the synthesizer on {}", seed.display()))?;
         info.code_version.clone_from(&code_version);
         bar.message("registering".to_owned());
-        let (version, _) = synthesizer::register(registry, &model, &info).await?;
+        let (version, _) = synthesizer::register(registry, &fitted, &info).await?;
         bar.println(&format!(
             "registered {} version {} (fitted on {} rows)",
             synthesizer::MODEL_NAME,
             version.version,
-            info.rows
+            info.train_rows
         ));
         bar.finish();
     }

@@ -130,6 +130,11 @@ fn round_trips_through_its_artifact(model: &ChurnModel, test_rows: &[Customer]) 
     let back = LoadedModel::from_bytes(&bytes).unwrap();
     let original = LoadedModel::new(model.clone()).unwrap();
     assert_eq!(back.predict(test_rows), original.predict(test_rows));
+    // The loaded form answers for the artifact it was read from.
+    assert_eq!(back.family(), model.family);
+    assert_eq!(back.threshold(), model.threshold);
+    assert_eq!(back.importance(), model.importance.as_slice());
+    assert_eq!(back.training(), &model.training);
 
     let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     value["schema_version"] = 2.into();

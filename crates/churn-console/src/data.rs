@@ -3,6 +3,7 @@
 //! costs the same with a thousand customers or a million.
 
 use chrono::{DateTime, Utc};
+use churn_core::VersionMetrics;
 use churn_registry::overview as registry;
 use churn_store::overview as store;
 use serde_json::Value;
@@ -67,10 +68,6 @@ pub async fn recent_runs(
     })
 }
 
-fn metric(metrics: &Value, key: &str) -> Option<f64> {
-    metrics.get(key).and_then(Value::as_f64)
-}
-
 /// The champion of `model_name`, if any, with its newest live ROC AUC.
 pub async fn champion(pool: &PgPool, model_name: &str) -> Result<Option<Champion>, Error> {
     let Some(served) = registry::champion_version(pool, model_name).await? else {
@@ -85,7 +82,7 @@ pub async fn champion(pool: &PgPool, model_name: &str) -> Result<Option<Champion
         family: served.family,
         created_at: served.created_at,
         champion_since: served.champion_since,
-        test_roc_auc: metric(&served.metrics, "test_roc_auc"),
+        test_roc_auc: VersionMetrics::from_json(&served.metrics).test_roc_auc,
         live,
     }))
 }
@@ -134,28 +131,20 @@ pub struct VersionCard {
 }
 
 impl VersionCard {
-    pub fn metric(&self, key: &str) -> Option<f64> {
-        metric(&self.metrics, key)
+    /// The metrics stored with the version, typed.
+    pub fn stored_metrics(&self) -> VersionMetrics {
+        VersionMetrics::from_json(&self.metrics)
     }
 
     /// Feature importance as stored at training (field, drop in ROC AUC), largest first.
     pub fn importance(&self) -> Vec<(String, f64)> {
         let mut out: Vec<(String, f64)> = self
-            .metrics
-            .get("feature_importance")
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| {
-                        Some((
-                            i.get("field")?.as_str()?.to_owned(),
-                            i.get("importance")?.as_f64()?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+            .stored_metrics()
+            .feature_importance
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.field, i.importance))
+            .collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1));
         out
     }

@@ -194,13 +194,14 @@ pub fn models(
             } }
             tbody {
                 @for v in versions {
+                    @let stored = v.stored_metrics();
                     tr {
                         td.num { (v.version) }
                         td { @for a in &v.aliases { span class=(format!("alias {a}")) { (a) } " " } }
                         td { (v.family.as_deref().unwrap_or("–")) }
                         td { (when(v.created_at)) }
-                        td.num { (num(v.metric("cv_roc_auc"), 3)) }
-                        td.num { (num(v.metric("test_roc_auc"), 3)) }
+                        td.num { (num(stored.cv_roc_auc, 3)) }
+                        td.num { (num(stored.test_roc_auc, 3)) }
                         td.num { @match &v.live { Some(l) => { (num(l.roc_auc, 3)) " (" (l.window_name.as_deref().unwrap_or("")) ")" } None => { "–" } } }
                         td.lineage {
                             "data " code { (v.lineage.get("training_data_sha256").and_then(|s| s.as_str()).map_or("–", |s| &s[..s.len().min(12)])) }

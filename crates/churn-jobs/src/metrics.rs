@@ -340,7 +340,9 @@ impl MetricsJob {
             return Ok(None);
         }
         let evaluate = |probabilities: &[f64], version: &churn_registry::ModelVersion| {
-            let threshold = version.metrics.0["threshold"].as_f64().unwrap_or(0.5);
+            let threshold = churn_core::VersionMetrics::from_json(&version.metrics.0)
+                .threshold
+                .unwrap_or(0.5);
             churn_core::metrics::evaluate(&paired.labels, probabilities, threshold).map_err(|e| {
                 MetricsError::Compute {
                     version: version.version,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use churn_config::TrainingSource;
-use churn_core::Customer;
+use churn_core::{Customer, VersionMetrics};
 use churn_models::{Holdout, TrainRequest, TrainingData};
 use churn_registry::Registry;
 use churn_store::monitoring::{self, RetrainReason, TriggerOutcome};
@@ -106,7 +106,7 @@ pub async fn evidence(
         )));
     }
     if policy.auc_drop > 0.0
-        && let Some(test_auc) = champion.metrics.0["test_roc_auc"].as_f64()
+        && let Some(test_auc) = VersionMetrics::from_json(&champion.metrics.0).test_roc_auc
         && let Some((live_auc, n, metric_id)) = monitoring::latest_live_auc(
             pool,
             name,

@@ -2,14 +2,15 @@
 //! champion only on evidence from held-out data, and load it by reference.
 
 use churn_automl::{ChurnModel, LoadedModel};
-use churn_core::Customer;
 use churn_core::metrics::Metrics;
+use churn_core::{Customer, VersionMetrics};
 use churn_registry::{
     Decision, Lineage, ModelRef, ModelVersion, NewRun, NewVersion, Registry, RunStatus,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::Error;
+pub use crate::TrainingInfo;
 
 /// The classifier's registered model name.
 pub const MODEL_NAME: &str = "churn-classifier";
@@ -19,20 +20,6 @@ pub const CHAMPION: &str = "champion";
 pub const CHALLENGER: &str = "challenger";
 /// The metric promotions compare.
 pub const PROMOTION_METRIC: &str = "roc_auc";
-
-/// Where a trained model came from.
-#[derive(Debug, Clone)]
-pub struct TrainingInfo {
-    pub data_path: String,
-    pub data_sha256: String,
-    pub train_rows: usize,
-    pub holdout_rows: usize,
-    pub split_seed: u64,
-    pub code_version: String,
-    /// The training data's profile as JSON ([`training_profile`]): the drift reference, stored with the
-    /// version.
-    pub profile: Option<Vec<u8>>,
-}
 
 /// The drift reference of a trained model: the profile of the rows it was trained on, with its churn
 /// probabilities on the held-out rows (on the training rows when there are none) as the reference for
@@ -46,24 +33,6 @@ pub fn training_profile(
     let profile = churn_monitor::ReferenceProfile::from_customers(train)?
         .with_prediction(&model.predict(scored))?;
     Ok(profile.to_json()?)
-}
-
-fn metrics_json(prefix: &str, m: &Metrics) -> Vec<(String, f64)> {
-    let mut out = vec![
-        (format!("{prefix}accuracy"), m.accuracy),
-        (format!("{prefix}precision"), m.precision),
-        (format!("{prefix}recall"), m.recall),
-        (format!("{prefix}f1"), m.f1),
-        (format!("{prefix}log_loss"), m.log_loss),
-        (format!("{prefix}brier"), m.brier),
-    ];
-    if let Some(auc) = m.roc_auc {
-        out.push((format!("{prefix}roc_auc"), auc));
-    }
-    if let Some(pr) = m.pr_auc {
-        out.push((format!("{prefix}pr_auc"), pr));
-    }
-    out
 }
 
 /// Records the run (params, per-trial and final metrics, lineage) and registers the model as a new
@@ -108,16 +77,13 @@ pub async fn register(
                 )
                 .await?;
         }
-        let mut all = metrics_json("cv_", &model.training.cv_metrics);
-        if let Some(m) = holdout {
-            all.extend(metrics_json("test_", m));
-        }
-        let pairs: Vec<(&str, f64)> = all.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        registry.log_metrics(run_id, 0, &pairs).await?;
-        let mut metrics: serde_json::Map<String, Value> =
-            all.into_iter().map(|(k, v)| (k, json!(v))).collect();
-        metrics.insert("threshold".to_owned(), json!(model.threshold));
-        metrics.insert("feature_importance".to_owned(), json!(model.importance));
+        let metrics = VersionMetrics::classifier(
+            &model.training.cv_metrics,
+            holdout,
+            model.threshold,
+            model.importance.clone(),
+        );
+        registry.log_metrics(run_id, 0, &metrics.scores()).await?;
         let parent = registry.latest(MODEL_NAME).await?.map(|v| v.version);
         registry
             .register(NewVersion {
@@ -128,7 +94,7 @@ pub async fn register(
                     "{} trained on {} rows of {}",
                     model.family, info.train_rows, info.data_path
                 ),
-                metrics: Value::Object(metrics),
+                metrics: metrics.to_json(),
                 lineage: Lineage {
                     training_rows: Some(info.train_rows as u64),
                     training_data_sha256: Some(info.data_sha256.clone()),

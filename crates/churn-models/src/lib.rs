@@ -6,10 +6,12 @@ pub mod classifier;
 pub mod data;
 pub mod synthesizer;
 pub mod train;
+mod training_info;
 
 pub use train::{
     Holdout, TrainEvent, TrainOutcome, TrainRequest, TrainingData, train_and_register, train_model,
 };
+pub use training_info::TrainingInfo;
 
 use churn_registry::{ModelRef, ModelVersion, Registry};
 

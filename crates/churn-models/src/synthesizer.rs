@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
+use churn_core::VersionMetrics;
 use churn_registry::{Lineage, ModelRef, ModelVersion, NewVersion, Registry, Selector};
 use churn_synth::{FitOptions, Sampler, SynthModel};
 
-use crate::Error;
+use crate::{Error, TrainingInfo};
 
 /// The synthesizer's registered model name.
 pub const MODEL_NAME: &str = "synthesizer";
@@ -15,26 +16,24 @@ pub const FLAVOR: &str = "churn-synth/gaussian-copula";
 /// The alias of the version services serve.
 pub const CURRENT_ALIAS: &str = "champion";
 
-/// How a synthesizer was trained, for its registry entry.
+/// A fitted synthesizer with what its version records of the fit, beside the data lineage.
 #[derive(Debug, Clone)]
-pub struct TrainingInfo {
-    pub data_path: String,
-    pub data_sha256: String,
-    pub rows: usize,
+pub struct Fitted {
+    pub model: SynthModel,
+    /// The seed of the fit's rank tie-breaking.
     pub seed: u64,
     pub fit_seconds: f64,
-    pub code_version: String,
 }
 
 /// Registers a fitted model as a new version; it becomes the current one when there is none yet.
 /// Returns the version and whether it became current.
 pub async fn register(
     registry: &Registry,
-    model: &SynthModel,
+    fitted: &Fitted,
     info: &TrainingInfo,
 ) -> Result<(ModelVersion, bool), Error> {
     let lock = registry.lock_model(MODEL_NAME).await?;
-    let registered = register_locked(registry, model, info).await?;
+    let registered = register_locked(registry, fitted, info).await?;
     lock.release().await?;
     Ok(registered)
 }
@@ -42,22 +41,22 @@ pub async fn register(
 /// [`register`] for a caller that already holds the model's lock.
 async fn register_locked(
     registry: &Registry,
-    model: &SynthModel,
+    fitted: &Fitted,
     info: &TrainingInfo,
 ) -> Result<(ModelVersion, bool), Error> {
     let version = registry
         .register(NewVersion {
             model_name: MODEL_NAME.to_owned(),
             flavor: FLAVOR.to_owned(),
-            artifact: model.to_bytes()?,
+            artifact: fitted.model.to_bytes()?,
             description: format!("Gaussian copula fitted on {}", info.data_path),
-            metrics: serde_json::json!({ "fit_seconds": info.fit_seconds }),
+            metrics: VersionMetrics::synthesizer(fitted.fit_seconds).to_json(),
             lineage: Lineage {
-                training_rows: Some(info.rows as u64),
+                training_rows: Some(info.train_rows as u64),
                 training_data_sha256: Some(info.data_sha256.clone()),
                 code_version: info.code_version.clone(),
                 parent_version: None,
-                extra: serde_json::Map::from_iter([("seed".to_owned(), info.seed.into())]),
+                extra: serde_json::Map::from_iter([("seed".to_owned(), fitted.seed.into())]),
             },
             run_id: None,
             profile: None,
@@ -110,7 +109,7 @@ pub async fn load_or_bootstrap(
                     tracing::info!(path = %seed_path.display(), "no synthesizer registered; fitting one on the seed data");
                     churn_store::seed::ensure_seed(seed_path).await?;
                     let path = seed_path.to_path_buf();
-                    let (model, info) =
+                    let (fitted, info) =
                         tokio::task::spawn_blocking(move || fit_file(&path, FitOptions::default()))
                             .await
                             .map_err(|e| Error::Task(e.to_string()))??;
@@ -118,7 +117,7 @@ pub async fn load_or_bootstrap(
                         code_version: code_version.to_owned(),
                         ..info
                     };
-                    let (version, _) = register_locked(registry, &model, &info).await?;
+                    let (version, _) = register_locked(registry, &fitted, &info).await?;
                     tracing::info!(
                         version = version.version,
                         "registered the first synthesizer"
@@ -142,21 +141,24 @@ pub async fn load_or_bootstrap(
     }
 }
 
-/// Reads a CSV (hashing it on the way) and fits a model on it, timing the fit.
-pub fn fit_file(path: &Path, options: FitOptions) -> Result<(SynthModel, TrainingInfo), Error> {
+/// Reads a CSV (hashing it on the way) and fits a model on it, timing the fit. The lineage's
+/// `code_version` is left for the caller to fill in.
+pub fn fit_file(path: &Path, options: FitOptions) -> Result<(Fitted, TrainingInfo), Error> {
     let (customers, data_sha256) = crate::data::read_customers_hashed(path)?;
     let started = std::time::Instant::now();
     let model = SynthModel::fit(&customers, options)?;
     let fit_seconds = started.elapsed().as_secs_f64();
     Ok((
-        model,
+        Fitted {
+            model,
+            seed: options.seed,
+            fit_seconds,
+        },
         TrainingInfo {
             data_path: path.display().to_string(),
             data_sha256,
-            rows: customers.len(),
-            seed: options.seed,
-            fit_seconds,
-            code_version: String::new(),
+            train_rows: customers.len(),
+            ..TrainingInfo::default()
         },
     ))
 }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use churn_automl::search::Trial;
 use churn_automl::split::{SplitParams, split_customers};
 use churn_automl::{ChurnModel, Event, LoadedModel, TrainOptions};
-use churn_core::Customer;
 use churn_core::metrics::Metrics;
+use churn_core::{Customer, VersionNumber};
 use churn_registry::{Decision, ModelVersion, Registry};
 
 use crate::Error;
@@ -74,7 +74,7 @@ pub enum TrainEvent {
     /// The model was scored on the held-out rows.
     Evaluated { test: Metrics },
     /// The model is registered as this version.
-    Registered { version: i32 },
+    Registered { version: VersionNumber },
     /// Champion/challenger decided.
     Decided { decision: Decision },
 }
@@ -274,7 +274,7 @@ pub async fn train_and_register(
     let version =
         classifier::register(registry, &outcome.model, Some(&test_metrics), &info).await?;
     progress(TrainEvent::Registered {
-        version: version.version,
+        version: VersionNumber::new(version.version)?,
     });
     let decision = classifier::promote_if_better(
         registry,

@@ -104,8 +104,9 @@ async fn the_first_model_becomes_champion_with_its_run_recorded() {
     let (version, loaded) = register(&registry, &good_model().0).await;
     assert_eq!(version.version, 1);
     assert_eq!(version.flavor, churn_automl::FLAVOR);
-    assert!(version.metrics.0["test_roc_auc"].as_f64().unwrap() > 0.8);
-    assert!(version.metrics.0["feature_importance"].as_array().is_some());
+    let stored = churn_core::VersionMetrics::from_json(&version.metrics.0);
+    assert!(stored.test_roc_auc.unwrap() > 0.8);
+    assert!(stored.feature_importance.is_some());
     let run = registry.get_run(version.run_id.unwrap()).await.unwrap();
     assert_eq!(run.status, "finished");
     assert_eq!(run.training_rows, Some(3000));

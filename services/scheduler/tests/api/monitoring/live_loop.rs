@@ -19,15 +19,19 @@ async fn register_shifted_synthesizer(stack: &Stack) {
     .await
     .unwrap();
     let registry = Registry::new(stack.db.pool.clone(), stack.s3.open());
-    let info = churn_models::synthesizer::TrainingInfo {
+    let info = churn_models::TrainingInfo {
         data_path: "shifted seed".into(),
         data_sha256: "e".repeat(64),
-        rows: 7043,
+        train_rows: 7043,
+        code_version: "test".into(),
+        ..churn_models::TrainingInfo::default()
+    };
+    let fitted = churn_models::synthesizer::Fitted {
+        model,
         seed: 0,
         fit_seconds: 0.0,
-        code_version: "test".into(),
     };
-    let (version, _) = churn_models::synthesizer::register(&registry, &model, &info)
+    let (version, _) = churn_models::synthesizer::register(&registry, &fitted, &info)
         .await
         .unwrap();
     registry
