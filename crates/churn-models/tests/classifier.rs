@@ -107,7 +107,7 @@ async fn the_first_model_becomes_champion_with_its_run_recorded() {
     assert!(version.metrics.0["test_roc_auc"].as_f64().unwrap() > 0.8);
     assert!(version.metrics.0["feature_importance"].as_array().is_some());
     let run = registry.get_run(version.run_id.unwrap()).await.unwrap();
-    assert_eq!(run.status, "finished");
+    assert_eq!(run.status, churn_registry::RunStatus::Finished);
     assert_eq!(run.training_rows, Some(3000));
     let metrics = registry.run_metrics(run.run_id).await.unwrap();
     assert!(metrics.iter().any(|(k, _)| k == "cv_roc_auc"));

@@ -90,7 +90,7 @@ async fn train_and_register_trains_registers_and_stores_its_decision_without_the
         1
     );
     let run = registry.get_run(version.run_id.unwrap()).await.unwrap();
-    assert_eq!(run.status, "finished");
+    assert_eq!(run.status, churn_registry::RunStatus::Finished);
 
     // Progress came in order: loaded, trials, refit, evaluated, registered, decided.
     let events: Vec<TrainEvent> = events.lock().unwrap().clone();
