@@ -882,7 +882,7 @@ async fn venv_dbt(script: &Path) -> anyhow::Result<PathBuf> {
 async fn ensure_models(registry: &Registry, seed: &Path, budget: Duration) -> anyhow::Result<()> {
     let code_version = format!("churnctl {}", env!("CARGO_PKG_VERSION"));
     if registry
-        .by_alias(synthesizer::MODEL_NAME, synthesizer::CURRENT_ALIAS)
+        .by_alias(synthesizer::MODEL_NAME, &churn_registry::Alias::CHAMPION)
         .await?
         .is_none()
     {
@@ -906,7 +906,7 @@ async fn ensure_models(registry: &Registry, seed: &Path, budget: Duration) -> an
         bar.finish();
     }
     if registry
-        .by_alias(classifier::MODEL_NAME, classifier::CHAMPION)
+        .by_alias(classifier::MODEL_NAME, &churn_registry::Alias::CHAMPION)
         .await?
         .is_none()
     {

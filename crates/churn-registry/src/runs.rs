@@ -278,7 +278,7 @@ impl Registry {
         self.get(name, version).await?;
         crate::registry::check_alias(alias)?;
         let previous = self.by_alias(name, alias).await?.map(|v| v.version);
-        if alias != crate::mlflow::PROMOTION_ALIAS {
+        if crate::Alias::CHAMPION != alias {
             self.set_alias(name, alias, version).await?;
             return Ok(previous);
         }

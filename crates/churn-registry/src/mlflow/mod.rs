@@ -27,14 +27,11 @@ use uuid::Uuid;
 use crate::mlflow::filter::{
     Field, Filter, Order, SearchRequest, Searchable, Value, max_results, page_offset, paginate,
 };
-use crate::{Error, Registry, RunStatus};
+use crate::{Alias, Error, Registry, RunStatus};
 
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
-/// The alias whose moves are promotions: moving it records a decision (as `churnctl models promote`
-/// does), and it cannot be deleted through the MLflow API (the classifier serves it).
-pub const PROMOTION_ALIAS: &str = "champion";
 /// The file name of a version's artifact in its MLflow artifact folder.
 pub const MODEL_FILE: &str = "model.json";
 /// The file name of a version's training-data profile in its MLflow artifact folder.
@@ -762,7 +759,7 @@ pub async fn model_version_download_uri(
     Ok(v.source)
 }
 
-/// `registered-models/alias` (POST): points `alias` at `version`. Moving [`PROMOTION_ALIAS`] is a
+/// `registered-models/alias` (POST): points `alias` at `version`. Moving [`Alias::CHAMPION`] is a
 /// promotion by hand: it is recorded as a decision (metric `manual`, with `actor` as evidence) in the
 /// same transaction, compare-and-set against the champion it replaces, and NOTIFY swaps the classifier's
 /// model. Returns the version the alias pointed at before.
@@ -797,7 +794,7 @@ pub async fn set_alias(
         .await
 }
 
-/// `registered-models/alias` (DELETE). [`PROMOTION_ALIAS`] cannot be deleted (the classifier serves
+/// `registered-models/alias` (DELETE). [`Alias::CHAMPION`] cannot be deleted (the classifier serves
 /// it; move it instead).
 pub async fn delete_alias(registry: &Registry, name: &str, alias: &str) -> Result<(), Error> {
     if !storable(name) {
@@ -818,7 +815,7 @@ pub async fn delete_alias(registry: &Registry, name: &str, alias: &str) -> Resul
         .ok_or_else(|| Error::ModelNotFound {
             name: name.to_owned(),
         })?;
-    if alias == PROMOTION_ALIAS && registry.by_alias(name, alias).await?.is_some() {
+    if Alias::CHAMPION == alias && registry.by_alias(name, alias).await?.is_some() {
         return Err(Error::ProtectedAlias {
             name: name.to_owned(),
             alias: alias.to_owned(),
