@@ -20,7 +20,7 @@ pub(super) async fn ensure_models(
 ) -> anyhow::Result<()> {
     let code_version = format!("churnctl {}", env!("CARGO_PKG_VERSION"));
     if registry
-        .by_alias(synthesizer::MODEL_NAME, synthesizer::CURRENT_ALIAS)
+        .by_alias(synthesizer::MODEL_NAME, &churn_registry::Alias::CHAMPION)
         .await?
         .is_none()
     {
@@ -44,7 +44,7 @@ pub(super) async fn ensure_models(
         bar.finish();
     }
     if registry
-        .by_alias(classifier::MODEL_NAME, classifier::CHAMPION)
+        .by_alias(classifier::MODEL_NAME, &churn_registry::Alias::CHAMPION)
         .await?
         .is_none()
     {

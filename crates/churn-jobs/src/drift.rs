@@ -201,7 +201,7 @@ impl DriftJob {
         let name = &self.params.model_name;
         let champion = self
             .registry
-            .by_alias(name, churn_models::classifier::CHAMPION)
+            .by_alias(name, &churn_registry::Alias::CHAMPION)
             .await?
             .ok_or_else(|| DriftError::NoChampion(name.clone()))?;
         let reference = self.reference(&champion).await?;

@@ -310,11 +310,11 @@ impl MetricsJob {
         let name = &self.params.model_name;
         let champion = self
             .registry
-            .by_alias(name, churn_models::classifier::CHAMPION)
+            .by_alias(name, &churn_registry::Alias::CHAMPION)
             .await?;
         let challenger = self
             .registry
-            .by_alias(name, churn_models::classifier::CHALLENGER)
+            .by_alias(name, &churn_registry::Alias::CHALLENGER)
             .await?;
         let (Some(champion), Some(challenger)) = (champion, challenger) else {
             return Ok(None);
@@ -373,7 +373,7 @@ impl MetricsJob {
         let (rows, skipped) = self.compute(Some(ctx.run_id)).await?;
         let champion = self
             .registry
-            .by_alias(&self.params.model_name, churn_models::classifier::CHAMPION)
+            .by_alias(&self.params.model_name, &churn_registry::Alias::CHAMPION)
             .await?
             .map(|v| v.version);
         for (_, m) in &rows {

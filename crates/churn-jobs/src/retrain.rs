@@ -88,7 +88,7 @@ pub async fn evidence(
 ) -> Result<Option<(RetrainReason, Value)>, RetrainError> {
     let name = &policy.model_name;
     let Some(champion) = registry
-        .by_alias(name, churn_models::classifier::CHAMPION)
+        .by_alias(name, &churn_registry::Alias::CHAMPION)
         .await?
     else {
         return Ok(None);

@@ -5,7 +5,7 @@ use churn_automl::{ChurnModel, LoadedModel};
 use churn_core::metrics::Metrics;
 use churn_core::{Customer, VersionMetrics};
 use churn_registry::{
-    Decision, Lineage, ModelRef, ModelVersion, NewRun, NewVersion, Registry, RunStatus,
+    Alias, Decision, Lineage, ModelRef, ModelVersion, NewRun, NewVersion, Registry, RunStatus,
 };
 use serde_json::json;
 
@@ -14,10 +14,6 @@ pub use crate::TrainingInfo;
 
 /// The classifier's registered model name.
 pub const MODEL_NAME: &str = "churn-classifier";
-/// The alias the classifier service serves.
-pub const CHAMPION: &str = "champion";
-/// The alias a candidate gets when it does not beat the champion.
-pub const CHALLENGER: &str = "challenger";
 /// The metric promotions compare.
 pub const PROMOTION_METRIC: &str = "roc_auc";
 
@@ -211,7 +207,11 @@ pub async fn promote_if_better(
             return Ok(decision);
         }
         match registry
-            .record_decision(&decision, CHAMPION, Some(CHALLENGER))
+            .record_decision(
+                &decision,
+                &Alias::CHAMPION,
+                Some(Alias::CHALLENGER.as_str()),
+            )
             .await
         {
             Ok(()) => return Ok(decision),
@@ -274,7 +274,11 @@ pub async fn decide_on_live(
         }),
     };
     match registry
-        .record_decision(&decision, CHAMPION, Some(CHALLENGER))
+        .record_decision(
+            &decision,
+            &Alias::CHAMPION,
+            Some(Alias::CHALLENGER.as_str()),
+        )
         .await
     {
         Ok(()) => Ok(Some(decision)),
@@ -291,7 +295,7 @@ async fn judge(
     holdout: &[Customer],
     margin: f64,
 ) -> Result<Decision, Error> {
-    let champion = registry.by_alias(MODEL_NAME, CHAMPION).await?;
+    let champion = registry.by_alias(MODEL_NAME, &Alias::CHAMPION).await?;
     let holdout_positives = holdout
         .iter()
         .filter(|c| c.churn_label.is_some_and(|l| l.is_yes()))
@@ -375,14 +379,22 @@ pub async fn bootstrap_champion_with_progress(
     code_version: &str,
     progress: impl FnMut(crate::TrainEvent) + Send + 'static,
 ) -> Result<Option<crate::TrainOutcome>, Error> {
-    if registry.by_alias(MODEL_NAME, CHAMPION).await?.is_some() {
+    if registry
+        .by_alias(MODEL_NAME, &Alias::CHAMPION)
+        .await?
+        .is_some()
+    {
         return Ok(None);
     }
     // A lock of its own: promotion takes the model's lock, which this one must not hold.
     let lock = registry
         .lock_model(&format!("{MODEL_NAME}.bootstrap"))
         .await?;
-    if registry.by_alias(MODEL_NAME, CHAMPION).await?.is_some() {
+    if registry
+        .by_alias(MODEL_NAME, &Alias::CHAMPION)
+        .await?
+        .is_some()
+    {
         lock.release().await?;
         return Ok(None);
     }

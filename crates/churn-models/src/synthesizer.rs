@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use churn_core::VersionMetrics;
-use churn_registry::{Lineage, ModelRef, ModelVersion, NewVersion, Registry, Selector};
+use churn_registry::{Alias, Lineage, ModelRef, ModelVersion, NewVersion, Registry, Selector};
 use churn_synth::{FitOptions, Sampler, SynthModel};
 
 use crate::{Error, TrainingInfo};
@@ -13,8 +13,6 @@ use crate::{Error, TrainingInfo};
 pub const MODEL_NAME: &str = "synthesizer";
 /// What reads a synthesizer artifact.
 pub const FLAVOR: &str = "churn-synth/gaussian-copula";
-/// The alias of the version services serve.
-pub const CURRENT_ALIAS: &str = "champion";
 
 /// A fitted synthesizer with what its version records of the fit, beside the data lineage.
 #[derive(Debug, Clone)]
@@ -63,7 +61,7 @@ async fn register_locked(
         })
         .await?;
     let current = registry
-        .set_alias_if_absent(MODEL_NAME, CURRENT_ALIAS, version.version)
+        .set_alias_if_absent(MODEL_NAME, &Alias::CHAMPION, version.version)
         .await?;
     Ok((version, current))
 }
@@ -88,21 +86,21 @@ pub async fn load_or_bootstrap(
     code_version: &str,
 ) -> Result<(Sampler, ModelVersion), Error> {
     if registry
-        .by_alias(MODEL_NAME, CURRENT_ALIAS)
+        .by_alias(MODEL_NAME, &Alias::CHAMPION)
         .await?
         .is_none()
     {
         let lock = registry.lock_model(MODEL_NAME).await?;
         // Another replica may have bootstrapped while this one waited for the lock.
         if registry
-            .by_alias(MODEL_NAME, CURRENT_ALIAS)
+            .by_alias(MODEL_NAME, &Alias::CHAMPION)
             .await?
             .is_none()
         {
             match registry.latest(MODEL_NAME).await? {
                 Some(latest) => {
                     registry
-                        .set_alias_if_absent(MODEL_NAME, CURRENT_ALIAS, latest.version)
+                        .set_alias_if_absent(MODEL_NAME, &Alias::CHAMPION, latest.version)
                         .await?;
                 }
                 None => {
@@ -129,14 +127,14 @@ pub async fn load_or_bootstrap(
     }
     let current = ModelRef::Registry {
         name: MODEL_NAME.to_owned(),
-        selector: Selector::Alias(CURRENT_ALIAS.to_owned()),
+        selector: Selector::Alias(Alias::CHAMPION.to_string()),
     };
     match load(registry, &current).await? {
         (sampler, Some(version)) => Ok((sampler, version)),
         // A registry reference always resolves to a version.
         (_, None) => Err(Error::Registry(churn_registry::Error::AliasNotFound {
             name: MODEL_NAME.to_owned(),
-            alias: CURRENT_ALIAS.to_owned(),
+            alias: Alias::CHAMPION.to_string(),
         })),
     }
 }

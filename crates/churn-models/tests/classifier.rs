@@ -8,7 +8,8 @@ use churn_automl::estimators::Estimator;
 use churn_automl::{ChurnModel, LoadedModel, TrainOptions};
 use churn_core::Customer;
 use churn_core::metrics::Metrics;
-use churn_models::classifier::{self, CHALLENGER, CHAMPION, MODEL_NAME, TrainingInfo};
+use churn_models::classifier::{self, MODEL_NAME, TrainingInfo};
+use churn_registry::Alias;
 use churn_registry::{ALIAS_CHANNEL, ModelVersion, Registry};
 use churn_testkit::{TestDb, TestS3};
 
@@ -91,7 +92,7 @@ async fn register(registry: &Registry, model: &ChurnModel) -> (ModelVersion, Met
 /// The version the champion alias points at.
 async fn champion_version(registry: &Registry) -> i32 {
     registry
-        .by_alias(MODEL_NAME, CHAMPION)
+        .by_alias(MODEL_NAME, &Alias::CHAMPION)
         .await
         .unwrap()
         .expect("a champion")
@@ -108,7 +109,7 @@ async fn the_first_model_becomes_champion_with_its_run_recorded() {
     assert!(stored.test_roc_auc.unwrap() > 0.8);
     assert!(stored.feature_importance.is_some());
     let run = registry.get_run(version.run_id.unwrap()).await.unwrap();
-    assert_eq!(run.status, "finished");
+    assert_eq!(run.status, churn_registry::RunStatus::Finished);
     assert_eq!(run.training_rows, Some(3000));
     let metrics = registry.run_metrics(run.run_id).await.unwrap();
     assert!(metrics.iter().any(|(k, _)| k == "cv_roc_auc"));
@@ -143,7 +144,7 @@ async fn a_worse_candidate_stays_challenger_and_the_decision_keeps_its_evidence(
     assert_eq!(champion_version(&registry).await, 1);
     assert_eq!(
         registry
-            .by_alias(MODEL_NAME, CHALLENGER)
+            .by_alias(MODEL_NAME, &Alias::CHALLENGER)
             .await
             .unwrap()
             .unwrap()
@@ -200,7 +201,10 @@ async fn a_better_candidate_held_for_live_evidence_waits_as_challenger_until_it_
     assert!(won.promoted, "{won:?}");
     assert_eq!(champion_version(&registry).await, 2);
     assert_eq!(
-        registry.by_alias(MODEL_NAME, CHALLENGER).await.unwrap(),
+        registry
+            .by_alias(MODEL_NAME, &Alias::CHALLENGER)
+            .await
+            .unwrap(),
         None
     );
     let stored = registry.decisions(MODEL_NAME).await.unwrap();
@@ -303,7 +307,7 @@ async fn an_unreachable_store_fails_the_decision_and_leaves_the_champion_alone()
     assert_eq!(champion_version(&registry).await, 1);
     assert!(
         registry
-            .by_alias(MODEL_NAME, CHALLENGER)
+            .by_alias(MODEL_NAME, &Alias::CHALLENGER)
             .await
             .unwrap()
             .is_none()

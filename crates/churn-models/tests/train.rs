@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use churn_automl::TrainOptions;
-use churn_models::classifier::{CHALLENGER, CHAMPION, MODEL_NAME};
+use churn_models::classifier::MODEL_NAME;
 use churn_models::{Holdout, TrainEvent, TrainRequest, TrainingData, train_and_register};
+use churn_registry::Alias;
 use churn_registry::Registry;
 use churn_testkit::{TestDb, TestS3, seed_data_path};
 
@@ -82,7 +83,7 @@ async fn train_and_register_trains_registers_and_stores_its_decision_without_the
     );
     assert_eq!(
         registry
-            .by_alias(MODEL_NAME, CHAMPION)
+            .by_alias(MODEL_NAME, &Alias::CHAMPION)
             .await
             .unwrap()
             .unwrap()
@@ -90,7 +91,7 @@ async fn train_and_register_trains_registers_and_stores_its_decision_without_the
         1
     );
     let run = registry.get_run(version.run_id.unwrap()).await.unwrap();
-    assert_eq!(run.status, "finished");
+    assert_eq!(run.status, churn_registry::RunStatus::Finished);
 
     // Progress came in order: loaded, trials, refit, evaluated, registered, decided.
     let events: Vec<TrainEvent> = events.lock().unwrap().clone();
@@ -126,7 +127,7 @@ async fn train_and_register_trains_registers_and_stores_its_decision_without_the
     assert_eq!(decision.champion_version, Some(1));
     assert_eq!(
         registry
-            .by_alias(MODEL_NAME, CHALLENGER)
+            .by_alias(MODEL_NAME, &Alias::CHALLENGER)
             .await
             .unwrap()
             .unwrap()

@@ -2,18 +2,20 @@
 //!
 //! - Registered models hold monotonically numbered versions; each version's artifact is written once
 //!   under a unique key with its SHA-256 recorded, and verified on every load.
-//! - Aliases (`champion`, `challenger`, …) point at versions; moving one is a single transaction that
+//! - Aliases ([`Alias::CHAMPION`], [`Alias::CHALLENGER`], …) point at versions; moving one is a single transaction that
 //!   also sends a `NOTIFY registry_events` so servers can reload at once.
 //! - Model references: `registry:NAME@ALIAS`, `registry:NAME/VERSION` (MLflow's `models:/NAME@ALIAS`
 //!   and `models:/NAME/VERSION` too), or a local file path.
 //! - [`mlflow`] shows all of it in MLflow's REST shapes, for MLflow's own clients.
 
+mod alias;
 pub mod mlflow;
 pub mod overview;
 mod reference;
 mod registry;
 mod runs;
 
+pub use alias::{Alias, AliasWatcher};
 pub use reference::{ModelRef, Selector};
 pub use registry::{
     ALIAS_CHANNEL, ARTIFACT_PREFIX, AliasEvent, GarbageReport, Lineage, ModelLock, ModelSummary,

@@ -88,7 +88,7 @@ pub struct NewVersion {
 }
 
 /// A registered version.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelVersion {
     pub model_name: String,
     pub version: i32,
@@ -108,7 +108,7 @@ pub struct ModelVersion {
 }
 
 /// A registered model with its aliases.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelSummary {
     pub name: String,
     pub description: String,
@@ -164,9 +164,6 @@ pub struct GarbageReport {
     /// Unreferenced artifacts deleted (or, in a dry run, that would be).
     pub orphans: Vec<String>,
 }
-
-pub(crate) const VERSION_COLUMNS: &str = "model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, \
-    flavor, description, metrics, lineage, parent_version, created_at, profile_key, profile_sha256";
 
 /// The registry: metadata in Postgres, artifacts in the object store.
 #[derive(Debug, Clone)]
@@ -272,69 +269,81 @@ impl Registry {
         lineage: &Value,
     ) -> Result<ModelVersion, Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("insert into registry.registered_models (name) values ($1) on conflict (name) do nothing")
-            .bind(&new.model_name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("select name from registry.registered_models where name = $1 for update")
-            .bind(&new.model_name)
-            .execute(&mut *tx)
-            .await?;
-        let version: i32 = sqlx::query_scalar(
-            "select coalesce(max(version), 0) + 1 from registry.model_versions where model_name = $1",
+        sqlx::query!(
+            "insert into registry.registered_models (name) values ($1) on conflict (name) do nothing",
+            new.model_name,
         )
-        .bind(&new.model_name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "select name from registry.registered_models where name = $1 for update",
+            new.model_name,
+        )
         .fetch_one(&mut *tx)
         .await?;
-        let row = sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
-            "insert into registry.model_versions (model_name, version, run_id, artifact_key,
-                 artifact_sha256, artifact_size, flavor, description, metrics, lineage, parent_version,
-                 profile_key, profile_sha256)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             returning {VERSION_COLUMNS}"
-        )))
-        .bind(&new.model_name)
-        .bind(version)
-        .bind(new.run_id)
-        .bind(stored.key)
-        .bind(stored.sha)
-        .bind(stored.size)
-        .bind(&new.flavor)
-        .bind(&new.description)
-        .bind(Json(&new.metrics))
-        .bind(Json(lineage))
-        .bind(new.lineage.parent_version)
-        .bind(stored.profile.map(|(k, _)| k))
-        .bind(stored.profile.map(|(_, s)| s))
+        let version = sqlx::query_scalar!(
+            r#"select coalesce(max(version), 0) + 1 as "version!"
+               from registry.model_versions where model_name = $1"#,
+            new.model_name,
+        )
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("update registry.registered_models set updated_at = now() where name = $1")
-            .bind(&new.model_name)
-            .execute(&mut *tx)
-            .await?;
+        let row = sqlx::query_as!(
+            ModelVersion,
+            r#"insert into registry.model_versions (model_name, version, run_id, artifact_key,
+                   artifact_sha256, artifact_size, flavor, description, metrics, lineage, parent_version,
+                   profile_key, profile_sha256)
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+               returning model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+                    description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
+                    parent_version, created_at, profile_key, profile_sha256"#,
+            new.model_name,
+            version,
+            new.run_id,
+            stored.key,
+            stored.sha,
+            stored.size,
+            new.flavor,
+            new.description,
+            Json(&new.metrics) as _,
+            Json(lineage) as _,
+            new.lineage.parent_version,
+            stored.profile.map(|(k, _)| k.as_str()),
+            stored.profile.map(|(_, s)| s.as_str()),
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "update registry.registered_models set updated_at = now() where name = $1",
+            new.model_name,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(row)
     }
 
     /// Whether a committed version refers to the artifact `key`.
     async fn artifact_referenced(&self, key: &str) -> Result<bool, Error> {
-        Ok(sqlx::query_scalar(
-            "select exists (select 1 from registry.model_versions where artifact_key = $1)",
+        Ok(sqlx::query_scalar!(
+            r#"select exists (select 1 from registry.model_versions where artifact_key = $1) as "exists!""#,
+            key,
         )
-        .bind(key)
         .fetch_one(&self.pool)
         .await?)
     }
 
     async fn by_artifact_key(&self, key: &str) -> Result<ModelVersion, Error> {
-        Ok(
-            sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
-                "select {VERSION_COLUMNS} from registry.model_versions where artifact_key = $1"
-            )))
-            .bind(key)
-            .fetch_one(&self.pool)
-            .await?,
+        Ok(sqlx::query_as!(
+            ModelVersion,
+            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+                    description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
+                    parent_version, created_at, profile_key, profile_sha256
+               from registry.model_versions where artifact_key = $1"#,
+            key,
         )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Deletes stored artifacts that no version refers to and that are older than `min_age` (younger ones
@@ -345,15 +354,14 @@ impl Registry {
         dry_run: bool,
     ) -> Result<GarbageReport, Error> {
         use futures::TryStreamExt;
-        let referenced: std::collections::HashSet<String> =
-            sqlx::query_scalar(
-                "select artifact_key from registry.model_versions
-                 union all select profile_key from registry.model_versions where profile_key is not null",
-            )
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .collect();
+        let referenced: std::collections::HashSet<String> = sqlx::query_scalar!(
+            r#"select artifact_key as "key!" from registry.model_versions
+               union all select profile_key from registry.model_versions where profile_key is not null"#,
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
         let cutoff = Utc::now()
             - chrono::Duration::from_std(min_age).unwrap_or_else(|_| chrono::Duration::zero());
         let prefix = ObjectPath::from(ARTIFACT_PREFIX);
@@ -380,11 +388,15 @@ impl Registry {
     }
 
     pub async fn get(&self, name: &str, version: i32) -> Result<ModelVersion, Error> {
-        sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
-            "select {VERSION_COLUMNS} from registry.model_versions where model_name = $1 and version = $2"
-        )))
-        .bind(name)
-        .bind(version)
+        sqlx::query_as!(
+            ModelVersion,
+            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+                    description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
+                    parent_version, created_at, profile_key, profile_sha256
+               from registry.model_versions where model_name = $1 and version = $2"#,
+            name,
+            version,
+        )
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| Error::VersionNotFound {
@@ -395,35 +407,34 @@ impl Registry {
 
     /// The version an alias points at, if the alias exists.
     pub async fn by_alias(&self, name: &str, alias: &str) -> Result<Option<ModelVersion>, Error> {
-        Ok(
-            sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
-                "select {} from registry.model_versions v
-             join registry.aliases a on a.model_name = v.model_name and a.version = v.version
-             where a.model_name = $1 and a.alias = $2",
-                VERSION_COLUMNS
-                    .split(", ")
-                    .map(|c| format!("v.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
-            .bind(name)
-            .bind(alias)
-            .fetch_optional(&self.pool)
-            .await?,
+        Ok(sqlx::query_as!(
+            ModelVersion,
+            r#"select v.model_name, v.version, v.run_id, v.artifact_key, v.artifact_sha256, v.artifact_size,
+                    v.flavor, v.description, v.metrics as "metrics: Json<Value>",
+                    v.lineage as "lineage: Json<Value>", v.parent_version, v.created_at, v.profile_key,
+                    v.profile_sha256
+               from registry.model_versions v
+               join registry.aliases a on a.model_name = v.model_name and a.version = v.version
+               where a.model_name = $1 and a.alias = $2"#,
+            name,
+            alias,
         )
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// The highest version of a model, if it has any.
     pub async fn latest(&self, name: &str) -> Result<Option<ModelVersion>, Error> {
-        Ok(
-            sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
-                "select {VERSION_COLUMNS} from registry.model_versions where model_name = $1
-             order by version desc limit 1"
-            )))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?,
+        Ok(sqlx::query_as!(
+            ModelVersion,
+            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+                    description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
+                    parent_version, created_at, profile_key, profile_sha256
+               from registry.model_versions where model_name = $1 order by version desc limit 1"#,
+            name,
         )
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// The version a registry reference names.
@@ -524,11 +535,12 @@ impl Registry {
         version: i32,
     ) -> Result<(), Error> {
         check_alias(alias)?;
-        let exists: bool = sqlx::query_scalar(
-            "select exists (select 1 from registry.model_versions where model_name = $1 and version = $2)",
+        let exists = sqlx::query_scalar!(
+            r#"select exists (select 1 from registry.model_versions where model_name = $1 and version = $2)
+                   as "exists!""#,
+            name,
+            version,
         )
-        .bind(name)
-        .bind(version)
         .fetch_one(&mut **tx)
         .await?;
         if !exists {
@@ -537,13 +549,13 @@ impl Registry {
                 version,
             });
         }
-        sqlx::query(
+        sqlx::query!(
             "insert into registry.aliases (model_name, alias, version) values ($1, $2, $3)
              on conflict (model_name, alias) do update set version = excluded.version, updated_at = now()",
+            name,
+            alias,
+            version,
         )
-        .bind(name)
-        .bind(alias)
-        .bind(version)
         .execute(&mut **tx)
         .await?;
         notify(tx, name, alias, Some(version)).await
@@ -558,13 +570,13 @@ impl Registry {
     ) -> Result<bool, Error> {
         check_alias(alias)?;
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
+        let inserted = sqlx::query!(
             "insert into registry.aliases (model_name, alias, version) values ($1, $2, $3)
              on conflict (model_name, alias) do nothing",
+            name,
+            alias,
+            version,
         )
-        .bind(name)
-        .bind(alias)
-        .bind(version)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -591,14 +603,15 @@ impl Registry {
         name: &str,
         alias: &str,
     ) -> Result<bool, Error> {
-        let deleted =
-            sqlx::query("delete from registry.aliases where model_name = $1 and alias = $2")
-                .bind(name)
-                .bind(alias)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                == 1;
+        let deleted = sqlx::query!(
+            "delete from registry.aliases where model_name = $1 and alias = $2",
+            name,
+            alias,
+        )
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
         if deleted {
             notify(tx, name, alias, None).await?;
         }
@@ -607,12 +620,15 @@ impl Registry {
 
     /// Every registered model with its latest version and aliases.
     pub async fn list_models(&self) -> Result<Vec<ModelSummary>, Error> {
-        Ok(sqlx::query_as::<_, ModelSummary>(
-            "select m.name, m.description, m.updated_at,
-                    (select max(version) from registry.model_versions v where v.model_name = m.name) as latest_version,
+        Ok(sqlx::query_as!(
+            ModelSummary,
+            r#"select m.name, m.description, m.updated_at,
+                    (select max(version) from registry.model_versions v where v.model_name = m.name)
+                        as latest_version,
                     coalesce((select jsonb_object_agg(a.alias, a.version) from registry.aliases a
-                              where a.model_name = m.name), '{}'::jsonb) as aliases
-             from registry.registered_models m order by m.name",
+                              where a.model_name = m.name), '{}'::jsonb)
+                        as "aliases!: Json<Map<String, Value>>"
+             from registry.registered_models m order by m.name"#,
         )
         .fetch_all(&self.pool)
         .await?)
@@ -620,17 +636,21 @@ impl Registry {
 
     /// A model's versions, newest first.
     pub async fn list_versions(&self, name: &str) -> Result<Vec<ModelVersion>, Error> {
-        let versions = sqlx::query_as::<_, ModelVersion>(sqlx::AssertSqlSafe(format!(
-            "select {VERSION_COLUMNS} from registry.model_versions where model_name = $1 order by version desc"
-        )))
-        .bind(name)
+        let versions = sqlx::query_as!(
+            ModelVersion,
+            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+                    description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
+                    parent_version, created_at, profile_key, profile_sha256
+               from registry.model_versions where model_name = $1 order by version desc"#,
+            name,
+        )
         .fetch_all(&self.pool)
         .await?;
         if versions.is_empty() {
-            let known: bool = sqlx::query_scalar(
-                "select exists (select 1 from registry.registered_models where name = $1)",
+            let known = sqlx::query_scalar!(
+                r#"select exists (select 1 from registry.registered_models where name = $1) as "exists!""#,
+                name,
             )
-            .bind(name)
             .fetch_one(&self.pool)
             .await?;
             if !known {
@@ -644,12 +664,15 @@ impl Registry {
 
     /// A model's aliases as (alias, version).
     pub async fn aliases(&self, name: &str) -> Result<Vec<(String, i32)>, Error> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query!(
             "select alias, version from registry.aliases where model_name = $1 order by alias",
+            name,
         )
-        .bind(name)
         .fetch_all(&self.pool)
-        .await?)
+        .await?
+        .into_iter()
+        .map(|row| (row.alias, row.version))
+        .collect())
     }
 
     /// Takes the per-model advisory lock (waiting for it); it is held until the returned lock is
@@ -667,10 +690,12 @@ pub(crate) async fn lock_in(
     tx: &mut Transaction<'static, Postgres>,
     name: &str,
 ) -> Result<(), Error> {
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('registry:' || $1, 0))")
-        .bind(name)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('registry:' || $1, 0))",
+        name,
+    )
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -687,10 +712,8 @@ async fn notify(
     })
     .map_err(|e| Error::InvalidJson(e.to_string()))?;
     // Delivered when the transaction commits, and never if it rolls back.
-    sqlx::query("select pg_notify($1, $2)")
-        .bind(ALIAS_CHANNEL)
-        .bind(payload)
-        .execute(&mut **tx)
+    sqlx::query!("select pg_notify($1, $2)", ALIAS_CHANNEL, payload)
+        .fetch_one(&mut **tx)
         .await?;
     Ok(())
 }

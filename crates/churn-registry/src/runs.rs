@@ -10,17 +10,21 @@ use uuid::Uuid;
 
 use crate::{Error, Registry};
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a run stands (`registry.runs.status`): `running` until it ends as one of the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    Running,
     Finished,
     Failed,
     Killed,
 }
 
 impl RunStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Running => "running",
             RunStatus::Finished => "finished",
             RunStatus::Failed => "failed",
             RunStatus::Killed => "killed",
@@ -41,11 +45,11 @@ pub struct NewRun {
 }
 
 /// A run as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Run {
     pub run_id: Uuid,
     pub experiment: String,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub training_rows: Option<i64>,
@@ -73,30 +77,38 @@ impl Registry {
     pub async fn start_run(&self, run: &NewRun) -> Result<Uuid, Error> {
         let run_id = Uuid::new_v4();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
+        sqlx::query!(
             "insert into registry.runs (run_id, experiment, parent_run_id, training_rows,
                  training_data_sha256, code_version) values ($1, $2, $3, $4, $5, $6)",
+            run_id,
+            run.experiment,
+            run.parent_run_id,
+            run.training_rows.map(|r| r as i64),
+            run.training_data_sha256,
+            run.code_version,
         )
-        .bind(run_id)
-        .bind(&run.experiment)
-        .bind(run.parent_run_id)
-        .bind(run.training_rows.map(|r| r as i64))
-        .bind(&run.training_data_sha256)
-        .bind(&run.code_version)
         .execute(&mut *tx)
         .await?;
-        for (table, pairs) in [("run_params", &run.params), ("run_tags", &run.tags)] {
-            for (key, value) in pairs {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "insert into registry.{table} (run_id, key, value) values ($1, $2, $3)"
-                )))
-                .bind(run_id)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        let (keys, values) = unzip(&run.params);
+        sqlx::query!(
+            "insert into registry.run_params (run_id, key, value)
+             select $1, key, value from unnest($2::text[], $3::text[]) as p (key, value)",
+            run_id,
+            &keys as &[&str],
+            &values as &[&str],
+        )
+        .execute(&mut *tx)
+        .await?;
+        let (keys, values) = unzip(&run.tags);
+        sqlx::query!(
+            "insert into registry.run_tags (run_id, key, value)
+             select $1, key, value from unnest($2::text[], $3::text[]) as t (key, value)",
+            run_id,
+            &keys as &[&str],
+            &values as &[&str],
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(run_id)
     }
@@ -113,14 +125,14 @@ impl Registry {
             if !value.is_finite() {
                 continue;
             }
-            sqlx::query(
+            sqlx::query!(
                 "insert into registry.run_metrics (run_id, key, step, value) values ($1, $2, $3, $4)
                  on conflict (run_id, key, step) do update set value = excluded.value, logged_at = now()",
+                run_id,
+                key,
+                step,
+                value,
             )
-            .bind(run_id)
-            .bind(key)
-            .bind(step)
-            .bind(value)
             .execute(&mut *tx)
             .await?;
         }
@@ -130,20 +142,25 @@ impl Registry {
 
     /// Ends a run.
     pub async fn end_run(&self, run_id: Uuid, status: RunStatus) -> Result<(), Error> {
-        sqlx::query("update registry.runs set status = $2, ended_at = now() where run_id = $1 and status = 'running'")
-            .bind(run_id)
-            .bind(status.as_str())
-            .execute(self.pool())
-            .await?;
+        sqlx::query!(
+            "update registry.runs set status = $2, ended_at = now() where run_id = $1 and status = $3",
+            run_id,
+            status as _,
+            RunStatus::Running as _,
+        )
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     pub async fn get_run(&self, run_id: Uuid) -> Result<Run, Error> {
-        sqlx::query_as::<_, Run>(
-            "select run_id, experiment, status, started_at, ended_at, training_rows, training_data_sha256,
-                    code_version from registry.runs where run_id = $1",
+        sqlx::query_as!(
+            Run,
+            r#"select run_id, experiment, status as "status: RunStatus", started_at, ended_at,
+                      training_rows, training_data_sha256, code_version
+               from registry.runs where run_id = $1"#,
+            run_id,
         )
-        .bind(run_id)
         .fetch_optional(self.pool())
         .await?
         .ok_or(Error::RunNotFound { run_id })
@@ -151,13 +168,16 @@ impl Registry {
 
     /// A run's latest value of each metric.
     pub async fn run_metrics(&self, run_id: Uuid) -> Result<Vec<(String, f64)>, Error> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query!(
             "select distinct on (key) key, value from registry.run_metrics where run_id = $1
              order by key, step desc",
+            run_id,
         )
-        .bind(run_id)
         .fetch_all(self.pool())
-        .await?)
+        .await?
+        .into_iter()
+        .map(|row| (row.key, row.value))
+        .collect())
     }
 
     /// Records a decision and moves the aliases it implies in one transaction, compare-and-set: the
@@ -176,11 +196,11 @@ impl Registry {
     ) -> Result<(), Error> {
         let mut tx: Transaction<'static, Postgres> = self.pool().begin().await?;
         crate::registry::lock_in(&mut tx, &decision.model_name).await?;
-        let current: Option<i32> = sqlx::query_scalar(
+        let current = sqlx::query_scalar!(
             "select version from registry.aliases where model_name = $1 and alias = $2 for update",
+            decision.model_name,
+            alias,
         )
-        .bind(&decision.model_name)
-        .bind(alias)
         .fetch_optional(&mut *tx)
         .await?;
         if current != decision.champion_version {
@@ -191,21 +211,21 @@ impl Registry {
                 now: current,
             });
         }
-        sqlx::query(
+        sqlx::query!(
             "insert into registry.promotion_decisions (model_name, candidate_version, champion_version,
                  metric, candidate_score, champion_score, margin, promoted, reason, evidence)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            decision.model_name,
+            decision.candidate_version,
+            decision.champion_version,
+            decision.metric,
+            decision.candidate_score,
+            decision.champion_score,
+            decision.margin,
+            decision.promoted,
+            decision.reason,
+            Json(&decision.evidence) as _,
         )
-        .bind(&decision.model_name)
-        .bind(decision.candidate_version)
-        .bind(decision.champion_version)
-        .bind(&decision.metric)
-        .bind(decision.candidate_score)
-        .bind(decision.champion_score)
-        .bind(decision.margin)
-        .bind(decision.promoted)
-        .bind(&decision.reason)
-        .bind(Json(&decision.evidence))
         .execute(&mut *tx)
         .await?;
         let target = if decision.promoted {
@@ -227,11 +247,11 @@ impl Registry {
         {
             // A challenger the new champion supersedes (itself, or an older version) is no longer worth
             // shadow-scoring: the alias goes with the promotion.
-            let stale: Option<i32> = sqlx::query_scalar(
+            let stale = sqlx::query_scalar!(
                 "select version from registry.aliases where model_name = $1 and alias = $2",
+                decision.model_name,
+                otherwise,
             )
-            .bind(&decision.model_name)
-            .bind(otherwise)
             .fetch_optional(&mut *tx)
             .await?;
             if stale.is_some_and(|v| v <= decision.candidate_version) {
@@ -258,7 +278,7 @@ impl Registry {
         self.get(name, version).await?;
         crate::registry::check_alias(alias)?;
         let previous = self.by_alias(name, alias).await?.map(|v| v.version);
-        if alias != crate::mlflow::PROMOTION_ALIAS {
+        if crate::Alias::CHAMPION != alias {
             self.set_alias(name, alias, version).await?;
             return Ok(previous);
         }
@@ -280,19 +300,25 @@ impl Registry {
 
     /// The decisions about a model, newest first.
     pub async fn decisions(&self, model_name: &str) -> Result<Vec<Decision>, Error> {
-        let rows: Vec<DecisionRow> = sqlx::query_as(
-            "select model_name, candidate_version, champion_version, metric, candidate_score, champion_score,
-                    margin, promoted, reason, evidence
-             from registry.promotion_decisions where model_name = $1 order by decided_at desc, decision_id desc",
+        let rows = sqlx::query_as!(
+            DecisionRow,
+            r#"select model_name, candidate_version, champion_version, metric, candidate_score,
+                      champion_score, margin, promoted, reason, evidence as "evidence: Json<Value>"
+               from registry.promotion_decisions where model_name = $1
+               order by decided_at desc, decision_id desc"#,
+            model_name,
         )
-        .bind(model_name)
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(Decision::from).collect())
     }
 }
 
-#[derive(sqlx::FromRow)]
+/// Splits key/value pairs into the two arrays an `unnest` insert binds.
+fn unzip(pairs: &[(String, String)]) -> (Vec<&str>, Vec<&str>) {
+    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).unzip()
+}
+
 struct DecisionRow {
     model_name: String,
     candidate_version: i32,

@@ -37,9 +37,7 @@ pub fn config_from_env(env: &Env) -> Result<Config, ConfigError> {
             .map_err(|e| ConfigError::invalid("CLASSIFIER_MODEL", raw, e.to_string()))?,
         None => ModelRef::Registry {
             name: churn_models::classifier::MODEL_NAME.to_owned(),
-            selector: churn_registry::Selector::Alias(
-                churn_models::classifier::CHAMPION.to_owned(),
-            ),
+            selector: churn_registry::Selector::Alias(churn_registry::Alias::CHAMPION.to_string()),
         },
     };
     let shadow = match settings.shadow_model.as_deref() {
@@ -54,7 +52,7 @@ pub fn config_from_env(env: &Env) -> Result<Config, ConfigError> {
         None => Some(ModelRef::Registry {
             name: churn_models::classifier::MODEL_NAME.to_owned(),
             selector: churn_registry::Selector::Alias(
-                churn_models::classifier::CHALLENGER.to_owned(),
+                churn_registry::Alias::CHALLENGER.to_string(),
             ),
         }),
     };

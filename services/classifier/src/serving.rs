@@ -1,5 +1,5 @@
 //! The model being served and how it is replaced: the registry's champion held behind an atomic
-//! pointer, reloaded on `NOTIFY registry_events` with a polling fallback, never dropped on a failed reload.
+//! pointer, reloaded when the registry's alias watcher sees it move, never dropped on a failed reload.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -9,8 +9,7 @@ use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Utc};
 use churn_automl::LoadedModel;
 use churn_models::classifier;
-use churn_registry::{ALIAS_CHANNEL, AliasEvent, ModelRef, Registry, Selector};
-use sqlx::postgres::PgListener;
+use churn_registry::{AliasWatcher, ModelRef, Registry, Selector};
 
 /// A loaded model and where it came from.
 #[derive(Debug)]
@@ -225,80 +224,21 @@ impl ModelHolder {
         self.role
     }
 
-    /// Keeps the model current until the process ends: reloads as soon as a NOTIFY announces a move of
-    /// the watched alias, and polls every `poll` in case notifications are lost (dropped connection,
-    /// a database that does not deliver them). LISTEN uses a connection of its own, outside the pool
-    /// that serves requests, and after an outage it reconnects with a short back-off.
+    /// Keeps the model current until the process ends: the registry's [`AliasWatcher`] refreshes it as
+    /// soon as a NOTIFY announces a move of the watched alias, and every `poll` in case notifications
+    /// are lost. A model file is never watched (`None`).
     pub fn watch(
         self: Arc<Self>,
         database_url: String,
         poll: Duration,
-    ) -> tokio::task::JoinHandle<()> {
-        const FIRST_RETRY: Duration = Duration::from_millis(250);
-        const LAST_RETRY: Duration = Duration::from_secs(5);
-        tokio::spawn(async move {
-            if matches!(self.reference, ModelRef::Path(_)) {
-                return;
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let watcher = AliasWatcher::for_reference(database_url, &self.reference, poll)?;
+        Some(watcher.spawn(move || {
+            let holder = self.clone();
+            async move {
+                // A failed refresh is logged, counted and kept for `/ready` by `refresh` itself.
+                let _ = holder.refresh().await;
             }
-            let mut retry = FIRST_RETRY;
-            loop {
-                let mut listener = match PgListener::connect(&database_url).await {
-                    Ok(mut l) => match l.listen(ALIAS_CHANNEL).await {
-                        Ok(()) => Some(l),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "LISTEN failed; polling until it works");
-                            None
-                        }
-                    },
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot open a LISTEN connection; polling until it works");
-                        None
-                    }
-                };
-                // A refresh right after (re)connecting catches moves made while disconnected.
-                let _ = self.refresh().await;
-                let Some(listener) = listener.as_mut() else {
-                    // No LISTEN: poll, and try LISTEN again with a growing back-off.
-                    tokio::time::sleep(retry.min(poll)).await;
-                    retry = (retry * 2).min(LAST_RETRY);
-                    continue;
-                };
-                retry = FIRST_RETRY;
-                loop {
-                    let notified = tokio::select! {
-                        note = listener.recv() => Some(note),
-                        () = tokio::time::sleep(poll) => None,
-                    };
-                    match notified {
-                        Some(Ok(note)) => {
-                            let relevant = serde_json::from_str::<AliasEvent>(note.payload())
-                                .map_or(true, |e| self.watches(&e));
-                            if relevant {
-                                let _ = self.refresh().await;
-                            }
-                        }
-                        // The LISTEN connection broke: reconnect after a short pause.
-                        Some(Err(e)) => {
-                            tracing::warn!(error = %e, "the LISTEN connection failed; reconnecting");
-                            tokio::time::sleep(retry).await;
-                            break;
-                        }
-                        None => {
-                            let _ = self.refresh().await;
-                        }
-                    }
-                }
-            }
-        })
-    }
-
-    fn watches(&self, event: &AliasEvent) -> bool {
-        match &self.reference {
-            ModelRef::Registry {
-                name,
-                selector: Selector::Alias(alias),
-            } => &event.model == name && &event.alias == alias,
-            _ => false,
-        }
+        }))
     }
 }

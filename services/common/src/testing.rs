@@ -322,7 +322,7 @@ pub async fn register_champion(db: &TestDb, s3: &TestS3) -> churn_registry::Mode
     registry
         .set_alias(
             churn_models::classifier::MODEL_NAME,
-            churn_models::classifier::CHAMPION,
+            &churn_registry::Alias::CHAMPION,
             version.version,
         )
         .await

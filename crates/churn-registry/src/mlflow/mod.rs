@@ -21,19 +21,17 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::mlflow::filter::{
     Field, Filter, Order, SearchRequest, Searchable, Value, max_results, page_offset, paginate,
 };
-use crate::{Error, Registry};
+use crate::{Alias, Error, Registry, RunStatus};
 
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
-/// The alias whose moves are promotions: moving it records a decision (as `churnctl models promote`
-/// does), and it cannot be deleted through the MLflow API (the classifier serves it).
-pub const PROMOTION_ALIAS: &str = "champion";
 /// The file name of a version's artifact in its MLflow artifact folder.
 pub const MODEL_FILE: &str = "model.json";
 /// The file name of a version's training-data profile in its MLflow artifact folder.
@@ -239,7 +237,6 @@ fn parse_version(name: &str, version: &str) -> Result<i32, Error> {
 
 // ----- rows ------------------------------------------------------------------------------------------
 
-#[derive(sqlx::FromRow)]
 struct ModelRow {
     name: String,
     description: String,
@@ -247,7 +244,6 @@ struct ModelRow {
     updated_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct AliasRow {
     model_name: String,
     alias: String,
@@ -255,11 +251,10 @@ struct AliasRow {
     updated_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct RunRow {
     run_id: Uuid,
     experiment: String,
-    status: String,
+    status: RunStatus,
     started_at: DateTime<Utc>,
     ended_at: Option<DateTime<Utc>>,
     parent_run_id: Option<Uuid>,
@@ -268,7 +263,6 @@ struct RunRow {
     code_version: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct MetricRow {
     run_id: Uuid,
     key: String,
@@ -277,7 +271,6 @@ struct MetricRow {
     logged_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct PairRow {
     run_id: Uuid,
     key: String,
@@ -286,66 +279,75 @@ struct PairRow {
 
 impl Registry {
     async fn mlflow_models(&self, name: Option<&str>) -> Result<Vec<ModelRow>, Error> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as!(
+            ModelRow,
             "select name, description, created_at, updated_at from registry.registered_models
              where $1::text is null or name = $1 order by name",
+            name,
         )
-        .bind(name)
         .fetch_all(self.pool())
         .await?)
     }
 
     async fn mlflow_versions(&self, name: Option<&str>) -> Result<Vec<crate::ModelVersion>, Error> {
-        Ok(
-            sqlx::query_as::<_, crate::ModelVersion>(sqlx::AssertSqlSafe(format!(
-                "select {} from registry.model_versions where $1::text is null or model_name = $1
-                 order by model_name, version desc",
-                crate::registry::VERSION_COLUMNS
-            )))
-            .bind(name)
-            .fetch_all(self.pool())
-            .await?,
+        Ok(sqlx::query_as!(
+            crate::ModelVersion,
+            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+                      description, metrics as "metrics: Json<serde_json::Value>",
+                      lineage as "lineage: Json<serde_json::Value>", parent_version, created_at,
+                      profile_key, profile_sha256
+               from registry.model_versions where $1::text is null or model_name = $1
+               order by model_name, version desc"#,
+            name,
         )
+        .fetch_all(self.pool())
+        .await?)
     }
 
     async fn mlflow_aliases(&self, name: Option<&str>) -> Result<Vec<AliasRow>, Error> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as!(
+            AliasRow,
             "select model_name, alias, version, updated_at from registry.aliases
              where $1::text is null or model_name = $1 order by model_name, alias",
+            name,
         )
-        .bind(name)
         .fetch_all(self.pool())
         .await?)
     }
 
     /// Runs (all, or those of the given ids) with their params, tags and metric histories.
     async fn mlflow_runs(&self, ids: Option<&[Uuid]>) -> Result<Vec<RunRecord>, Error> {
-        let runs: Vec<RunRow> = sqlx::query_as(
-            "select run_id, experiment, status, started_at, ended_at, parent_run_id, training_rows,
-                    training_data_sha256, code_version
-             from registry.runs where $1::uuid[] is null or run_id = any($1) order by started_at desc",
+        let runs = sqlx::query_as!(
+            RunRow,
+            r#"select run_id, experiment, status as "status: RunStatus", started_at, ended_at,
+                      parent_run_id, training_rows, training_data_sha256, code_version
+               from registry.runs where $1::uuid[] is null or run_id = any($1)
+               order by started_at desc"#,
+            ids,
         )
-        .bind(ids)
         .fetch_all(self.pool())
         .await?;
         let ids: Vec<Uuid> = runs.iter().map(|r| r.run_id).collect();
-        let params: Vec<PairRow> = sqlx::query_as(
+        let params = sqlx::query_as!(
+            PairRow,
             "select run_id, key, value from registry.run_params where run_id = any($1) order by key",
+            &ids,
         )
-        .bind(&ids)
         .fetch_all(self.pool())
         .await?;
-        let tags: Vec<PairRow> = sqlx::query_as(
+        let tags = sqlx::query_as!(
+            PairRow,
             "select run_id, key, value from registry.run_tags where run_id = any($1) order by key",
+            &ids,
         )
-        .bind(&ids)
         .fetch_all(self.pool())
         .await?;
-        let metrics: Vec<MetricRow> = sqlx::query_as(
+        let metrics = sqlx::query_as!(
+            MetricRow,
             "select run_id, key, step, value, logged_at from registry.run_metrics
              where run_id = any($1) order by key, step",
+            &ids,
         )
-        .bind(&ids)
         .fetch_all(self.pool())
         .await?;
         let mut records: Vec<RunRecord> = runs
@@ -430,7 +432,7 @@ impl RunRecord {
                 run_name,
                 experiment_id: experiment_id(&row.experiment),
                 user_id: String::new(),
-                status: row.status.to_ascii_uppercase(),
+                status: row.status.as_str().to_ascii_uppercase(),
                 start_time: millis(row.started_at),
                 end_time: row.ended_at.map(millis),
                 artifact_uri: format!("mlflow-artifacts:/runs/{id}"),
@@ -757,7 +759,7 @@ pub async fn model_version_download_uri(
     Ok(v.source)
 }
 
-/// `registered-models/alias` (POST): points `alias` at `version`. Moving [`PROMOTION_ALIAS`] is a
+/// `registered-models/alias` (POST): points `alias` at `version`. Moving [`Alias::CHAMPION`] is a
 /// promotion by hand: it is recorded as a decision (metric `manual`, with `actor` as evidence) in the
 /// same transaction, compare-and-set against the champion it replaces, and NOTIFY swaps the classifier's
 /// model. Returns the version the alias pointed at before.
@@ -792,7 +794,7 @@ pub async fn set_alias(
         .await
 }
 
-/// `registered-models/alias` (DELETE). [`PROMOTION_ALIAS`] cannot be deleted (the classifier serves
+/// `registered-models/alias` (DELETE). [`Alias::CHAMPION`] cannot be deleted (the classifier serves
 /// it; move it instead).
 pub async fn delete_alias(registry: &Registry, name: &str, alias: &str) -> Result<(), Error> {
     if !storable(name) {
@@ -813,7 +815,7 @@ pub async fn delete_alias(registry: &Registry, name: &str, alias: &str) -> Resul
         .ok_or_else(|| Error::ModelNotFound {
             name: name.to_owned(),
         })?;
-    if alias == PROMOTION_ALIAS && registry.by_alias(name, alias).await?.is_some() {
+    if Alias::CHAMPION == alias && registry.by_alias(name, alias).await?.is_some() {
         return Err(Error::ProtectedAlias {
             name: name.to_owned(),
             alias: alias.to_owned(),
@@ -829,7 +831,6 @@ pub async fn delete_alias(registry: &Registry, name: &str, alias: &str) -> Resul
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct ExperimentRow {
     experiment: String,
     first: DateTime<Utc>,
@@ -837,9 +838,10 @@ struct ExperimentRow {
 }
 
 async fn experiments(registry: &Registry) -> Result<Vec<Experiment>, Error> {
-    let rows: Vec<ExperimentRow> = sqlx::query_as(
-        "select experiment, min(started_at) as first, max(coalesce(ended_at, started_at)) as last
-         from registry.runs group by experiment order by experiment",
+    let rows = sqlx::query_as!(
+        ExperimentRow,
+        r#"select experiment, min(started_at) as "first!", max(coalesce(ended_at, started_at)) as "last!"
+           from registry.runs group by experiment order by experiment"#,
     )
     .fetch_all(registry.pool())
     .await?;

@@ -83,7 +83,7 @@ pub async fn register_champion(app: &TestService, model: &ChurnModel) -> ModelVe
     registry
         .set_alias(
             classifier::MODEL_NAME,
-            classifier::CHAMPION,
+            &churn_registry::Alias::CHAMPION,
             version.version,
         )
         .await

@@ -55,7 +55,11 @@ async fn register_challenger(app: &churn_service::testing::TestService) {
         .unwrap();
     assert_eq!(version.version, 2);
     registry
-        .set_alias(classifier::MODEL_NAME, classifier::CHALLENGER, 2)
+        .set_alias(
+            classifier::MODEL_NAME,
+            &churn_registry::Alias::CHALLENGER,
+            2,
+        )
         .await
         .unwrap();
 }
@@ -131,7 +135,7 @@ async fn a_batch_asking_for_shadow_scores_gets_the_challengers_beside_the_champi
 
     // The challenger alias removed: the shadow goes too.
     registry(&app)
-        .delete_alias(classifier::MODEL_NAME, classifier::CHALLENGER)
+        .delete_alias(classifier::MODEL_NAME, &churn_registry::Alias::CHALLENGER)
         .await
         .unwrap();
     shadow_batch_until(&app, |b| b.get("shadow").is_none()).await;

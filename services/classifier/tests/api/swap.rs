@@ -95,7 +95,7 @@ async fn with_the_object_store_down_predictions_continue_and_ready_is_degraded()
         .await
         .unwrap();
     registry
-        .set_alias(classifier::MODEL_NAME, classifier::CHAMPION, 2)
+        .set_alias(classifier::MODEL_NAME, &churn_registry::Alias::CHAMPION, 2)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -123,7 +123,11 @@ async fn a_tampered_champion_is_refused_and_the_served_model_stays() {
     let v2 = register_champion_without_reload(&app).await;
     std::fs::write(app.s3.bucket_dir().join(&v2.artifact_key), b"{}").unwrap();
     crate::registry(&app)
-        .set_alias(classifier::MODEL_NAME, classifier::CHAMPION, v2.version)
+        .set_alias(
+            classifier::MODEL_NAME,
+            &churn_registry::Alias::CHAMPION,
+            v2.version,
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;

@@ -37,7 +37,7 @@ async fn register_shifted_synthesizer(stack: &Stack) {
     registry
         .set_alias(
             churn_models::synthesizer::MODEL_NAME,
-            churn_models::synthesizer::CURRENT_ALIAS,
+            &churn_registry::Alias::CHAMPION,
             version.version,
         )
         .await

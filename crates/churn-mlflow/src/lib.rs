@@ -1,0 +1,28 @@
+//! The MLflow-compatible REST subset under `/api/2.0/mlflow/` and `/api/2.0/mlflow-artifacts/`: MLflow's
+//! own client (`MlflowClient`, `mlflow.artifacts.download_artifacts("models:/NAME@ALIAS")`) reads the
+//! registry, its runs and its artifacts, and moves aliases with the admin token (`MLFLOW_TRACKING_TOKEN`).
+//!
+//! One resource a module under [`routes`]; the shapes and the search language live in
+//! `churn_registry::mlflow` (the store's "mlflow search"), so this crate only extracts, calls one
+//! registry function and answers in MLflow's `{"error_code", "message"}` with MLflow's status codes.
+//! A service mounts [`routes`] (any router state: the MLflow routes carry their own) and applies
+//! [`document_patterns`] to its OpenAPI document.
+
+mod error;
+mod openapi;
+mod params;
+pub mod routes;
+
+use churn_registry::Registry;
+
+pub use error::{MlflowError, MlflowErrorBody};
+pub use openapi::document_patterns;
+pub use routes::routes;
+
+/// What the MLflow routes need: the registry they show, and the admin token that guards alias moves
+/// (`None`: moves are refused with 403, as every admin route of a service without ADMIN_TOKEN).
+#[derive(Debug, Clone)]
+pub struct MlflowState {
+    pub registry: Registry,
+    pub admin_token: Option<churn_config::Secret>,
+}
