@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use churn_core::Backoff;
 use churn_store::ops::{self, JobLock, JobRun, RunStatus, Trigger};
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
+use churn_core::Backoff;
 use sqlx::postgres::PgListener;
 
 use crate::{ALIAS_CHANNEL, AliasEvent, ModelRef, Selector};
@@ -122,17 +123,16 @@ impl AliasWatcher {
         Fut: Future<Output = ()> + Send,
     {
         tokio::spawn(async move {
-            let mut retry = Self::FIRST_RETRY;
+            let mut backoff = Backoff::new(Self::FIRST_RETRY, Self::LAST_RETRY);
             loop {
                 let mut listener = self.listen().await;
                 on_change().await;
                 let Some(listener) = listener.as_mut() else {
                     // No LISTEN: poll, and try LISTEN again with a growing back-off.
-                    tokio::time::sleep(retry.min(self.poll)).await;
-                    retry = (retry * 2).min(Self::LAST_RETRY);
+                    tokio::time::sleep(backoff.next_delay().min(self.poll)).await;
                     continue;
                 };
-                retry = Self::FIRST_RETRY;
+                backoff.reset();
                 loop {
                     let notified = tokio::select! {
                         note = listener.recv() => Some(note),
@@ -149,7 +149,7 @@ impl AliasWatcher {
                         // The LISTEN connection broke: reconnect after a short pause.
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "the LISTEN connection failed; reconnecting");
-                            tokio::time::sleep(retry).await;
+                            tokio::time::sleep(backoff.next_delay()).await;
                             break;
                         }
                         None => on_change().await,
