@@ -37,7 +37,7 @@ pub enum ModelsCommand {
     Promote {
         name: String,
         version: i32,
-        #[arg(long, default_value = "champion")]
+        #[arg(long, default_value_t = churn_registry::Alias::CHAMPION.to_string())]
         alias: String,
         #[command(flatten)]
         registry: RegistryArgs,

@@ -114,26 +114,18 @@ pub async fn overview(pool: &PgPool, model_name: &str) -> Result<Overview, Error
     })
 }
 
-/// One registered version with everything the models page shows.
+/// One registered version with everything the models page shows: the registry's line and its newest
+/// live metrics.
 #[derive(Debug, Clone)]
 pub struct VersionCard {
-    pub version: i32,
-    pub aliases: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub description: String,
-    pub family: Option<String>,
-    pub metrics: Value,
-    pub lineage: Value,
-    pub parent_version: Option<i32>,
-    pub artifact_sha256: String,
-    pub run_id: Option<Uuid>,
+    pub line: registry::VersionLine,
     pub live: Option<LiveMetric>,
 }
 
 impl VersionCard {
     /// The metrics stored with the version, typed.
     pub fn stored_metrics(&self) -> VersionMetrics {
-        VersionMetrics::from_json(&self.metrics)
+        VersionMetrics::from_json(&self.line.metrics)
     }
 
     /// Feature importance as stored at training (field, drop in ROC AUC), largest first.
@@ -159,18 +151,9 @@ pub async fn models(
     let cards = registry::version_lines(pool, model_name, 200)
         .await?
         .into_iter()
-        .map(|v| VersionCard {
-            live: live.iter().find(|m| m.model_version == v.version).cloned(),
-            version: v.version,
-            aliases: v.aliases,
-            created_at: v.created_at,
-            description: v.description,
-            family: v.family,
-            metrics: v.metrics,
-            lineage: v.lineage,
-            parent_version: v.parent_version,
-            artifact_sha256: v.artifact_sha256,
-            run_id: v.run_id,
+        .map(|line| VersionCard {
+            live: live.iter().find(|m| m.model_version == line.version).cloned(),
+            line,
         })
         .collect();
     let decisions = registry::decision_lines(pool, model_name, 50).await?;

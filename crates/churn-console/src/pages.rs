@@ -2,6 +2,7 @@
 //! Everything is escaped by maud; actions are buttons the page script turns into API calls with the token.
 
 use chrono::{DateTime, Utc};
+use churn_registry::Alias;
 use maud::{DOCTYPE, Markup, html};
 use uuid::Uuid;
 
@@ -196,25 +197,25 @@ pub fn models(
                 @for v in versions {
                     @let stored = v.stored_metrics();
                     tr {
-                        td.num { (v.version) }
-                        td { @for a in &v.aliases { span class=(format!("alias {a}")) { (a) } " " } }
-                        td { (v.family.as_deref().unwrap_or("–")) }
-                        td { (when(v.created_at)) }
+                        td.num { (v.line.version) }
+                        td { @for a in &v.line.aliases { span class=(format!("alias {a}")) { (a) } " " } }
+                        td { (v.line.family.as_deref().unwrap_or("–")) }
+                        td { (when(v.line.created_at)) }
                         td.num { (num(stored.cv_roc_auc, 3)) }
                         td.num { (num(stored.test_roc_auc, 3)) }
                         td.num { @match &v.live { Some(l) => { (num(l.roc_auc, 3)) " (" (l.window_name.as_deref().unwrap_or("")) ")" } None => { "–" } } }
                         td.lineage {
-                            "data " code { (v.lineage.get("training_data_sha256").and_then(|s| s.as_str()).map_or("–", |s| &s[..s.len().min(12)])) }
-                            ", " (v.lineage.get("training_rows").and_then(serde_json::Value::as_i64).map_or("–".to_owned(), |r| r.to_string())) " rows"
-                            ", code " code { (v.lineage.get("code_version").and_then(|s| s.as_str()).unwrap_or("–")) }
-                            @if let Some(p) = v.parent_version { ", parent v" (p) }
+                            "data " code { (v.line.lineage.get("training_data_sha256").and_then(|s| s.as_str()).map_or("–", |s| &s[..s.len().min(12)])) }
+                            ", " (v.line.lineage.get("training_rows").and_then(serde_json::Value::as_i64).map_or("–".to_owned(), |r| r.to_string())) " rows"
+                            ", code " code { (v.line.lineage.get("code_version").and_then(|s| s.as_str()).unwrap_or("–")) }
+                            @if let Some(p) = v.line.parent_version { ", parent v" (p) }
                         }
                         td.admin-only {
-                            @if !v.aliases.iter().any(|a| a == "champion") {
+                            @if !v.line.aliases.iter().any(|a| a.as_str() == &*Alias::CHAMPION) {
                                 button.action type="button" data-method="POST"
                                     data-url="/api/2.0/mlflow/registered-models/alias"
-                                    data-body=(serde_json::json!({"name": model_name, "alias": "champion", "version": v.version.to_string()}).to_string())
-                                    data-confirm=(format!("Make version {} the champion?", v.version)) { "Promote" }
+                                    data-body=(serde_json::json!({"name": model_name, "alias": Alias::CHAMPION.as_str(), "version": v.line.version.to_string()}).to_string())
+                                    data-confirm=(format!("Make version {} the champion?", v.line.version)) { "Promote" }
                             }
                         }
                     }
@@ -226,11 +227,11 @@ pub fn models(
         @for (i, v) in versions.iter().enumerate() {
             @let importance = v.importance();
             details open[i == 0] {
-                summary { "version " (v.version) " — " (v.description) }
+                summary { "version " (v.line.version) " — " (v.line.description) }
                 @if importance.is_empty() { p.empty { "No importance was stored for this version." } }
-                @else { (svg::hbars(&importance[..importance.len().min(15)], &format!("feature importance of version {}", v.version))) }
-                p { "artifact SHA-256 " code { (v.artifact_sha256) }
-                    @if let Some(run) = v.run_id { " · run " a href=(format!("/ui/runs?run={run}")) { (short(run)) } } }
+                @else { (svg::hbars(&importance[..importance.len().min(15)], &format!("feature importance of version {}", v.line.version))) }
+                p { "artifact SHA-256 " code { (v.line.artifact_sha256) }
+                    @if let Some(run) = v.line.run_id { " · run " a href=(format!("/ui/runs?run={run}")) { (short(run)) } } }
             }
         }
         h2 { "Promotion decisions" }
