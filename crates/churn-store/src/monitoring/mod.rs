@@ -1,0 +1,36 @@
+//! Monitoring reads and writes: labelled predictions per model version and window, the customers of a
+//! window, live metrics with their calibration bins, drift runs, and the retrain triggers with their
+//! cooldown. The metrics and drift themselves are computed elsewhere; this module only moves rows.
+
+mod copy;
+mod customers;
+mod drift;
+mod metrics;
+mod predictions;
+mod retrain;
+
+use chrono::{DateTime, Utc};
+
+pub use customers::{customers_in, labelled_customers, labelled_since};
+pub use drift::{DriftColumn, DriftRun, insert_drift_run, latest_drift, newest_drift_run};
+pub use metrics::{
+    CalibrationBin, LiveMetrics, MetricSummary, insert_live_metrics, latest_live_auc,
+    metric_summaries,
+};
+pub use predictions::{
+    LabelledPredictions, PairedPredictions, labelled_predictions, paired_predictions,
+    probabilities, versions_scored,
+};
+pub use retrain::{
+    EVIDENCE_REASONS, RetrainReason, RetrainTrigger, TriggerOutcome, claim_retrain_triggers,
+    last_training, request_retrain,
+};
+
+/// A named time window `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// e.g. `1h`, `1d`.
+    pub name: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
