@@ -127,13 +127,6 @@ fn record(probability: f64, churn: bool) {
     metrics::histogram!("churn_probability").record(probability);
 }
 
-fn invalid_customer(errors: &churn_core::ValidationErrors) -> ApiError {
-    ApiError::invalid(
-        format!("the customer has {} invalid field(s)", errors.len()),
-        json!({ "errors": errors }),
-    )
-}
-
 /// `POST /predict`: one customer's churn prediction.
 #[utoipa::path(post, path = "/predict", tag = "prediction", params(ExplainParams), request_body = Customer,
     responses(
@@ -148,14 +141,14 @@ fn invalid_customer(errors: &churn_core::ValidationErrors) -> ApiError {
     ))]
 async fn predict(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<ExplainParams>,
+    query: Result<ApiQuery<ExplainParams>, ApiError>,
     JsonBody(body): JsonBody,
 ) -> Result<ApiJson<Prediction>, ApiError> {
+    // Refused only once the body is read: a connection whose body was left unread is closed, and a
+    // client reusing it fails instead of reading the 400.
+    let ApiQuery(query) = query?;
     let explain = query.explain.unwrap_or(false);
-    let customer = Customer::from_json_slice(&body).map_err(|e| match e {
-        JsonInputError::Syntax(e) => json_syntax(&e),
-        JsonInputError::Invalid(errors) => invalid_customer(&errors),
-    })?;
+    let customer = Customer::from_json_slice(&body)?;
     let served = served(&state)?;
     // With an explanation, the row is encoded once for both the score and the contributions.
     let (probability, explanation) = if explain {
@@ -210,9 +203,12 @@ async fn predict(
     ))]
 async fn predict_batch(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<ShadowParams>,
+    query: Result<ApiQuery<ShadowParams>, ApiError>,
     JsonBody(body): JsonBody,
 ) -> Result<ApiJson<BatchPrediction>, ApiError> {
+    // Refused only once the body is read: a connection whose body was left unread is closed, and a
+    // client reusing it fails instead of reading the 400.
+    let ApiQuery(query) = query?;
     let with_shadow = query.shadow.unwrap_or(false);
     let items = batch_items(&body)?;
     if items.is_empty() {

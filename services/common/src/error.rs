@@ -112,6 +112,19 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// 400 for a customer body that is not JSON, 422 naming every invalid field with its value and rule.
+impl From<churn_core::JsonInputError> for ApiError {
+    fn from(e: churn_core::JsonInputError) -> Self {
+        match e {
+            churn_core::JsonInputError::Syntax(e) => json_syntax(&e),
+            churn_core::JsonInputError::Invalid(errors) => ApiError::invalid(
+                format!("the customer has {} invalid field(s)", errors.len()),
+                json!({ "errors": errors }),
+            ),
+        }
+    }
+}
+
 /// A JSON body extractor whose rejection is an [`ApiError`], so malformed JSON gets the same
 /// `{error, details}` body as every other error.
 #[derive(Debug, Clone, Copy, Default, FromRequest)]
