@@ -240,10 +240,8 @@ async fn api(
     };
     let public = matches!(
         (method.as_str(), path.as_str()),
-        ("GET", "/api/session/properties")
-            | ("POST", "/api/setup")
-            | ("POST", "/api/session")
-            | ("GET", "/api/health")
+        ("GET", "/api/session/properties" | "/api/health")
+            | ("POST", "/api/setup" | "/api/session")
     );
     if !public {
         let session = headers

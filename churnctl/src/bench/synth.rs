@@ -105,8 +105,7 @@ pub(super) fn bench_synth(
         4.9 / fit_secs
     );
     println!(
-        "| sample 10,000 rows in-process ({threads} threads) | {:.0} rows/s | SDV ~4,800 rows/s |",
-        rate_10k
+        "| sample 10,000 rows in-process ({threads} threads) | {rate_10k:.0} rows/s | SDV ~4,800 rows/s |"
     );
     println!(
         "| sample 1,000,000 rows in-process ({threads} threads) | {:.0} rows/s | {:.0}× SDV |",

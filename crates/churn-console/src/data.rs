@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use churn_core::VersionMetrics;
 use churn_registry::overview as registry;
 use churn_store::overview as store;
-use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -152,7 +151,10 @@ pub async fn models(
         .await?
         .into_iter()
         .map(|line| VersionCard {
-            live: live.iter().find(|m| m.model_version == line.version).cloned(),
+            live: live
+                .iter()
+                .find(|m| m.model_version == line.version)
+                .cloned(),
             line,
         })
         .collect();

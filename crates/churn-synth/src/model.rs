@@ -246,8 +246,7 @@ impl SynthModel {
             let d = s.dimension();
             if d > MAX_DIMENSION {
                 return bad(format!(
-                    "a segment has {d} columns; at most {} are supported",
-                    MAX_DIMENSION
+                    "a segment has {d} columns; at most {MAX_DIMENSION} are supported"
                 ));
             }
             if s.correlation.len() != d * d {

@@ -74,7 +74,7 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>,
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+            Ok(Ok(0) | Err(_)) => return (out, true),
             Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
             Err(_) => return (out, false),
         }

@@ -73,7 +73,7 @@ async fn a_stream_is_cut_at_its_total_deadline() {
     let mut buf = vec![0u8; 8192];
     loop {
         match tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(0) | Err(_)) => break,
             Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(5)).await,
             Err(_) => panic!("the stream neither ended nor sent anything for 10 s"),
         }
