@@ -243,15 +243,15 @@ pub fn models(
                 @for d in decisions {
                     tr {
                         td { (when(d.decided_at)) }
-                        td.num { (d.candidate_version) }
-                        td.num { (d.champion_version.map_or("–".to_owned(), |v| v.to_string())) }
-                        td { (d.metric) }
-                        td.num { (num(d.candidate_score, 4)) }
-                        td.num { (num(d.champion_score, 4)) }
-                        td.num { (num(Some(d.margin), 4)) }
-                        td { @if d.promoted { span.status.succeeded { "yes" } } @else { span.status.skipped { "no" } } }
-                        td { (d.reason) }
-                        td { details { summary { "evidence" } pre { (serde_json::to_string_pretty(&d.evidence).unwrap_or_default()) } } }
+                        td.num { (d.decision.candidate_version) }
+                        td.num { (d.decision.champion_version.map_or("–".to_owned(), |v| v.to_string())) }
+                        td { (d.decision.metric) }
+                        td.num { (num(d.decision.candidate_score, 4)) }
+                        td.num { (num(d.decision.champion_score, 4)) }
+                        td.num { (num(Some(d.decision.margin), 4)) }
+                        td { @if d.decision.promoted { span.status.succeeded { "yes" } } @else { span.status.skipped { "no" } } }
+                        td { (d.decision.reason) }
+                        td { details { summary { "evidence" } pre { (serde_json::to_string_pretty(&d.decision.evidence).unwrap_or_default()) } } }
                     }
                 }
             }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::Error;
+use crate::{Decision, Error};
 
 /// The champion version, with what the console shows of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,18 +81,10 @@ pub async fn version_lines(
     .await?)
 }
 
-/// A champion/challenger decision with its evidence, as stored.
+/// A champion/challenger decision with its evidence, as stored, and when it was made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionLine {
-    pub candidate_version: i32,
-    pub champion_version: Option<i32>,
-    pub metric: String,
-    pub candidate_score: Option<f64>,
-    pub champion_score: Option<f64>,
-    pub margin: f64,
-    pub promoted: bool,
-    pub reason: String,
-    pub evidence: Value,
+    pub decision: Decision,
     pub decided_at: DateTime<Utc>,
 }
 
@@ -102,8 +94,7 @@ pub async fn decision_lines(
     model_name: &str,
     limit: i64,
 ) -> Result<Vec<DecisionLine>, Error> {
-    Ok(sqlx::query_as!(
-        DecisionLine,
+    let rows = sqlx::query!(
         "select candidate_version, champion_version, metric, candidate_score, champion_score, margin,
                 promoted, reason, evidence, decided_at
          from registry.promotion_decisions where model_name = $1
@@ -112,7 +103,25 @@ pub async fn decision_lines(
         limit,
     )
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DecisionLine {
+            decision: Decision {
+                model_name: model_name.to_owned(),
+                candidate_version: r.candidate_version,
+                champion_version: r.champion_version,
+                metric: r.metric,
+                candidate_score: r.candidate_score,
+                champion_score: r.champion_score,
+                margin: r.margin,
+                promoted: r.promoted,
+                reason: r.reason,
+                evidence: r.evidence,
+            },
+            decided_at: r.decided_at,
+        })
+        .collect())
 }
 
 /// An experiment run as the runs page lists it.
