@@ -80,10 +80,14 @@ impl<S: Send + Sync, T: QueryParams> FromRequestParts<S> for ApiQuery<T> {
 
 /// Reads `raw` (the query string of a request to `route`) as `T`.
 pub fn parse<T: QueryParams>(raw: Option<&str>, route: &str) -> Result<T, QueryError> {
+    let raw = raw.unwrap_or_default();
     let mut pairs: Vec<(String, String)> = Vec::new();
-    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+    // Whether `raw` needs rewriting before serde reads it: it holds a repeat or an ignored parameter.
+    let mut rewrite = false;
+    for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
         if !T::RULES.iter().any(|(name, _)| *name == key) {
             if !T::REFUSE_UNKNOWN {
+                rewrite = true;
                 continue;
             }
             return Err(QueryError::new(
@@ -93,14 +97,22 @@ pub fn parse<T: QueryParams>(raw: Option<&str>, route: &str) -> Result<T, QueryE
             ));
         }
         // The last value of a repeated parameter wins (serde would refuse a duplicate field).
+        let before = pairs.len();
         pairs.retain(|(k, _)| *k != key);
+        rewrite |= pairs.len() != before;
         pairs.push((key.into_owned(), value.into_owned()));
     }
-    let encoded = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&pairs)
-        .finish();
+    // The common request (no query string, or each parameter once) is read as it came, unencoded again.
+    let encoded = if rewrite {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&pairs)
+            .finish()
+    } else {
+        String::new()
+    };
+    let source = if rewrite { encoded.as_str() } else { raw };
     let deserializer =
-        serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(encoded.as_bytes()));
+        serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(source.as_bytes()));
     let params: T = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         // A failure outside any one field (none is expected of a flat struct) is pinned on the first.
@@ -203,6 +215,24 @@ mod tests {
             let e = parse::<Params>(Some(raw), "/r").unwrap_err();
             assert_eq!(e, QueryError::new(parameter, value, rule), "{raw}");
         }
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct PageParams {
+        n: Option<u64>,
+    }
+
+    impl QueryParams for PageParams {
+        const RULES: &'static [(&'static str, &'static str)] = &[("n", "must be a whole number")];
+        const REFUSE_UNKNOWN: bool = false;
+    }
+
+    #[test]
+    fn a_page_ignores_parameters_it_does_not_take() {
+        let p: PageParams = parse(Some("utm=x&n=4&utm=y"), "/page").unwrap();
+        assert_eq!(p, PageParams { n: Some(4) });
+        let e = parse::<PageParams>(Some("utm=x&n=four"), "/page").unwrap_err();
+        assert_eq!(e, QueryError::new("n", "four", "must be a whole number"));
     }
 
     #[test]
