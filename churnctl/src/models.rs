@@ -36,7 +36,7 @@ pub enum ModelsCommand {
     /// Point an alias at a version by hand (records a manual decision for the champion alias).
     Promote {
         name: String,
-        version: i32,
+        version: churn_core::VersionNumber,
         #[arg(long, default_value_t = churn_registry::Alias::CHAMPION.to_string())]
         alias: String,
         #[command(flatten)]

@@ -129,14 +129,9 @@ async fn metrics(pool: &PgPool, model: &str, versions: i64) -> anyhow::Result<()
         &[0, 3, 4, 5, 6, 7, 8, 9, 10, 11],
     );
     for r in rows {
-        let kind = if r.metric_type == "scheduled" {
-            "live".to_owned()
-        } else {
-            r.metric_type
-        };
         table.add_row(vec![
             r.model_version.to_string(),
-            kind,
+            r.metric_type.label().to_owned(),
             r.window_name.unwrap_or_else(|| "-".to_owned()),
             r.n_samples.to_string(),
             r.n_positive.to_string(),

@@ -102,13 +102,14 @@ pub(super) async fn bench_metrics(
             end,
         }
     };
+    let first_version = churn_core::VersionNumber::new(1)?;
     let (mut read, mut single, mut default) = (Vec::new(), Vec::new(), Vec::new());
     let mut n = 0;
     // One untimed pass warms the caches, as a job running every five minutes finds them.
     one.compute(None).await?;
     for _ in 0..runs {
         let started = Instant::now();
-        n = labelled_predictions(&pool, name, 1, &window())
+        n = labelled_predictions(&pool, name, first_version, &window())
             .await?
             .labels
             .len();

@@ -167,7 +167,7 @@ pub async fn models(
 pub struct RunCard {
     pub run_id: Uuid,
     pub experiment: String,
-    pub status: String,
+    pub status: churn_registry::RunStatus,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub training_rows: Option<i64>,

@@ -279,7 +279,7 @@ pub fn runs(
                     tr class=(if Some(c.run_id) == selected { "selected" } else { "" }) {
                         td { a href=(format!("/ui/runs?run={}", c.run_id)) { code { (short(c.run_id)) } } }
                         td { (c.experiment) }
-                        td { (status(&c.status)) }
+                        td { (status(c.status.as_str())) }
                         td { (when(c.started_at)) }
                         td.num { (num(c.ended_at.map(|e| (e - c.started_at).num_milliseconds() as f64 / 1000.0), 1)) }
                         td.num { (c.training_rows.map_or("–".to_owned(), |r| r.to_string())) }

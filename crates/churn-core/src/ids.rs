@@ -13,6 +13,7 @@ use crate::Error;
 /// time. Written in the uuid's hyphenated form, as the database and the APIs show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 pub struct CustomerId(Uuid);
 
 impl CustomerId {
@@ -28,6 +29,7 @@ impl CustomerId {
 /// A run's id (`registry.runs.run_id`), a uuid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 pub struct RunId(Uuid);
 
 impl RunId {
@@ -44,6 +46,7 @@ impl RunId {
 /// number because the registry's `ModelVersion` is the whole version record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "i32", into = "i32")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 pub struct VersionNumber(i32);
 
 impl VersionNumber {
@@ -106,6 +109,19 @@ impl TryFrom<i32> for VersionNumber {
 
     fn try_from(number: i32) -> Result<Self, Error> {
         Self::new(number)
+    }
+}
+
+/// Compares with a bare number, so a check reads `version == 3`.
+impl PartialEq<i32> for VersionNumber {
+    fn eq(&self, other: &i32) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<VersionNumber> for i64 {
+    fn from(version: VersionNumber) -> Self {
+        i64::from(version.0)
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use churn_core::VersionNumber;
 use churn_monitor::{DatasetDrift, DriftOptions, ReferenceProfile, ValidDriftOptions};
 use churn_registry::{ModelVersion, Registry};
 use churn_store::monitoring::{self, DriftColumn, DriftRun, Window};
@@ -125,7 +126,7 @@ impl DriftParams {
 /// Where a run's reference came from.
 #[derive(Debug, Clone)]
 struct Reference {
-    version: i32,
+    version: VersionNumber,
     profile: Arc<ReferenceProfile>,
     source: &'static str,
 }
@@ -172,7 +173,7 @@ impl DriftJob {
             },
             None => {
                 tracing::warn!(
-                    version = champion.version,
+                    version = %champion.version,
                     "the champion has no stored training profile; measuring drift against the seed data"
                 );
                 let path = self.params.seed_data.clone();

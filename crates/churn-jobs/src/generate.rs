@@ -372,7 +372,7 @@ impl Generate {
             metrics::counter!("generate_rejected_total").increment(rejected.len() as u64);
             if let Err(e) = churn_store::ops::insert_rejected(
                 &self.pool,
-                "generate",
+                churn_store::ops::RejectionSource::Generate,
                 Some(run_id),
                 None,
                 &rejected,

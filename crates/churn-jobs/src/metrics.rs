@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use churn_core::VersionNumber;
 use churn_monitor::CalibrationOptions;
 use churn_registry::Registry;
 use churn_store::monitoring::{self, CalibrationBin, LiveMetrics, Window};
@@ -79,7 +80,10 @@ pub enum MetricsError {
     #[error(transparent)]
     Models(#[from] churn_models::Error),
     #[error("computing the metrics of version {version}: {reason}")]
-    Compute { version: i32, reason: String },
+    Compute {
+        version: VersionNumber,
+        reason: String,
+    },
 }
 
 impl From<MetricsError> for JobError {
@@ -137,7 +141,7 @@ impl MetricsParams {
 /// The metrics of one version on one window, computed from its labelled predictions.
 pub fn live_metrics(
     model_name: &str,
-    version: i32,
+    version: VersionNumber,
     window: &Window,
     predictions: &monitoring::LabelledPredictions,
     calibration_bins: usize,
@@ -245,7 +249,7 @@ impl MetricsJob {
             return Ok((Vec::new(), Vec::new()));
         };
         let longest_start = longest.start;
-        let mut read: HashMap<i32, Arc<monitoring::LabelledPredictions>> = HashMap::new();
+        let mut read: HashMap<VersionNumber, Arc<monitoring::LabelledPredictions>> = HashMap::new();
         let mut rows = Vec::new();
         let mut skipped = Vec::new();
         for window in &windows {

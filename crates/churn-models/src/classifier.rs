@@ -3,7 +3,7 @@
 
 use churn_automl::{ChurnModel, LoadedModel};
 use churn_core::metrics::Metrics;
-use churn_core::{Customer, VersionMetrics};
+use churn_core::{Customer, VersionMetrics, VersionNumber};
 use churn_registry::{
     Alias, Decision, Lineage, ModelRef, ModelVersion, NewRun, NewVersion, Registry, RunStatus,
 };
@@ -140,7 +140,10 @@ enum ChampionState {
 
 /// Loads the champion, telling a proven absence from a failure to find out: only the former may let a
 /// candidate through without a comparison; any other error is returned and decides nothing.
-async fn load_champion(registry: &Registry, version: i32) -> Result<ChampionState, Error> {
+async fn load_champion(
+    registry: &Registry,
+    version: VersionNumber,
+) -> Result<ChampionState, Error> {
     let reference = ModelRef::Registry {
         name: MODEL_NAME.to_owned(),
         selector: churn_registry::Selector::Version(version),
@@ -217,7 +220,7 @@ pub async fn promote_if_better(
             Ok(()) => return Ok(decision),
             Err(churn_registry::Error::AliasMoved { .. }) if attempt < DECISION_ATTEMPTS => {
                 tracing::info!(
-                    candidate = candidate.version,
+                    candidate = %candidate.version,
                     attempt,
                     "the champion moved during the decision; judging again"
                 );
@@ -230,8 +233,8 @@ pub async fn promote_if_better(
 /// The evidence of a live comparison: both versions' metrics on the same labelled customers.
 #[derive(Debug, Clone)]
 pub struct LiveComparison {
-    pub champion_version: i32,
-    pub challenger_version: i32,
+    pub champion_version: VersionNumber,
+    pub challenger_version: VersionNumber,
     pub champion: Metrics,
     pub challenger: Metrics,
     /// The window the customers were scored in, e.g. `1d`.
@@ -419,7 +422,7 @@ pub async fn bootstrap_champion_with_progress(
     let outcome = outcome?;
     if let Some((version, decision)) = &outcome.registered {
         tracing::info!(
-            version = version.version,
+            version = %version.version,
             promoted = decision.promoted,
             "trained and registered a first champion"
         );

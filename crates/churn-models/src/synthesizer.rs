@@ -117,7 +117,7 @@ pub async fn load_or_bootstrap(
                     };
                     let (version, _) = register_locked(registry, &fitted, &info).await?;
                     tracing::info!(
-                        version = version.version,
+                        version = %version.version,
                         "registered the first synthesizer"
                     );
                 }

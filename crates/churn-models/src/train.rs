@@ -274,7 +274,7 @@ pub async fn train_and_register(
     let version =
         classifier::register(registry, &outcome.model, Some(&test_metrics), &info).await?;
     progress(TrainEvent::Registered {
-        version: VersionNumber::new(version.version)?,
+        version: version.version,
     });
     let decision = classifier::promote_if_better(
         registry,

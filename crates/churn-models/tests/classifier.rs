@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use churn_automl::estimators::Estimator;
 use churn_automl::{ChurnModel, LoadedModel, TrainOptions};
-use churn_core::Customer;
 use churn_core::metrics::Metrics;
+use churn_core::{Customer, VersionNumber};
 use churn_models::classifier::{self, MODEL_NAME, TrainingInfo};
 use churn_registry::Alias;
 use churn_registry::{ALIAS_CHANNEL, ModelVersion, Registry};
@@ -90,7 +90,7 @@ async fn register(registry: &Registry, model: &ChurnModel) -> (ModelVersion, Met
 }
 
 /// The version the champion alias points at.
-async fn champion_version(registry: &Registry) -> i32 {
+async fn champion_version(registry: &Registry) -> VersionNumber {
     registry
         .by_alias(MODEL_NAME, &Alias::CHAMPION)
         .await
@@ -137,7 +137,7 @@ async fn a_worse_candidate_stays_challenger_and_the_decision_keeps_its_evidence(
             .await
             .unwrap();
     assert!(!decision.promoted, "{decision:?}");
-    assert_eq!(decision.champion_version, Some(1));
+    assert_eq!(decision.champion_version, Some(v(1)));
     assert!(decision.candidate_score.unwrap() < decision.champion_score.unwrap());
     assert_eq!(decision.evidence["holdout_rows"], 1000);
     assert!(decision.evidence["champion"]["roc_auc"].is_number());
@@ -180,8 +180,8 @@ async fn a_better_candidate_held_for_live_evidence_waits_as_challenger_until_it_
 
     // Live: the two versions' metrics on the same customers. A loss keeps everything as it is…
     let live = |champion: &Metrics, challenger: &Metrics| classifier::LiveComparison {
-        champion_version: 1,
-        challenger_version: 2,
+        champion_version: v(1),
+        challenger_version: v(2),
         champion: *champion,
         challenger: *challenger,
         window: "1d".into(),
@@ -267,7 +267,7 @@ async fn concurrent_promotions_leave_exactly_one_champion_the_better_one() {
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    assert_eq!(champions, vec![good.version]);
+    assert_eq!(champions, vec![good.version.get()]);
     let decisions = registry.decisions(MODEL_NAME).await.unwrap();
     assert_eq!(decisions.len(), 2);
     // One consistent history: the later decision was judged against the champion the earlier one left.
@@ -338,4 +338,9 @@ async fn a_champion_whose_artifact_is_proven_missing_is_replaced_and_the_reason_
     assert!(decision.reason.contains("missing"), "{}", decision.reason);
     assert!(decision.evidence["champion_unusable"].is_string());
     assert_eq!(champion_version(&registry).await, candidate.version);
+}
+
+/// A version number in a test (panics on 0: the tests name real versions).
+fn v(n: i32) -> VersionNumber {
+    VersionNumber::new(n).expect("versions count from 1")
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use churn_automl::TrainOptions;
+use churn_core::VersionNumber;
 use churn_models::classifier::MODEL_NAME;
 use churn_models::{Holdout, TrainEvent, TrainRequest, TrainingData, train_and_register};
 use churn_registry::Alias;
@@ -124,7 +125,7 @@ async fn train_and_register_trains_registers_and_stores_its_decision_without_the
     let (second, decision) = again.registered.unwrap();
     assert_eq!(second.version, 2);
     assert!(!decision.promoted, "{decision:?}");
-    assert_eq!(decision.champion_version, Some(1));
+    assert_eq!(decision.champion_version, Some(v(1)));
     assert_eq!(
         registry
             .by_alias(MODEL_NAME, &Alias::CHALLENGER)
@@ -176,4 +177,9 @@ async fn bad_parameters_are_refused_before_any_work_naming_the_parameter() {
         .to_string();
     assert!(err.contains("held-out rows"), "{err}");
     assert!(registry.list_models().await.unwrap().is_empty());
+}
+
+/// A version number in a test (panics on 0: the tests name real versions).
+fn v(n: i32) -> VersionNumber {
+    VersionNumber::new(n).expect("versions count from 1")
 }

@@ -200,7 +200,7 @@ mod tests {
         let event = |model: &str, alias: &str| AliasEvent {
             model: model.to_owned(),
             alias: alias.to_owned(),
-            version: Some(2),
+            version: Some(churn_core::VersionNumber::new(2).expect("2 is a version")),
         };
         assert!(watcher.concerns(&event("churn-classifier", "champion")));
         assert!(!watcher.concerns(&event("churn-classifier", "challenger")));

@@ -56,11 +56,11 @@ pub enum Error {
     AliasMoved {
         name: String,
         alias: String,
-        judged: Option<i32>,
-        now: Option<i32>,
+        judged: Option<churn_core::VersionNumber>,
+        now: Option<churn_core::VersionNumber>,
     },
     #[error("run {run_id} does not exist")]
-    RunNotFound { run_id: uuid::Uuid },
+    RunNotFound { run_id: churn_core::RunId },
     #[error("run {run_id:?} does not exist")]
     RunIdNotFound { run_id: String },
     #[error(

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{Decision, Error};
+use crate::{Error, RunStatus};
 
 /// The champion version, with what the console shows of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,12 +81,7 @@ pub async fn version_lines(
     .await?)
 }
 
-/// A champion/challenger decision with its evidence, as stored, and when it was made.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecisionLine {
-    pub decision: Decision,
-    pub decided_at: DateTime<Utc>,
-}
+pub use crate::runs::DecisionLine;
 
 /// The newest `limit` decisions about `model_name`, newest first.
 pub async fn decision_lines(
@@ -94,34 +89,7 @@ pub async fn decision_lines(
     model_name: &str,
     limit: i64,
 ) -> Result<Vec<DecisionLine>, Error> {
-    let rows = sqlx::query!(
-        "select candidate_version, champion_version, metric, candidate_score, champion_score, margin,
-                promoted, reason, evidence, decided_at
-         from registry.promotion_decisions where model_name = $1
-         order by decided_at desc limit $2",
-        model_name,
-        limit,
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| DecisionLine {
-            decision: Decision {
-                model_name: model_name.to_owned(),
-                candidate_version: r.candidate_version,
-                champion_version: r.champion_version,
-                metric: r.metric,
-                candidate_score: r.candidate_score,
-                champion_score: r.champion_score,
-                margin: r.margin,
-                promoted: r.promoted,
-                reason: r.reason,
-                evidence: r.evidence,
-            },
-            decided_at: r.decided_at,
-        })
-        .collect())
+    crate::runs::decision_lines(pool, model_name, Some(limit)).await
 }
 
 /// An experiment run as the runs page lists it.
@@ -129,7 +97,7 @@ pub async fn decision_lines(
 pub struct ExperimentRun {
     pub run_id: Uuid,
     pub experiment: String,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub training_rows: Option<i64>,
@@ -140,8 +108,9 @@ pub struct ExperimentRun {
 pub async fn experiment_runs(pool: &PgPool, limit: i64) -> Result<Vec<ExperimentRun>, Error> {
     Ok(sqlx::query_as!(
         ExperimentRun,
-        "select run_id, experiment, status, started_at, ended_at, training_rows, code_version
-         from registry.runs order by started_at desc limit $1",
+        r#"select run_id, experiment, status as "status: RunStatus", started_at, ended_at,
+                  training_rows, code_version
+           from registry.runs order by started_at desc limit $1"#,
         limit,
     )
     .fetch_all(pool)

@@ -3,13 +3,15 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use churn_core::VersionNumber;
+
 use crate::Error;
 
 /// Which version of a registered model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector {
     Alias(String),
-    Version(i32),
+    Version(VersionNumber),
 }
 
 /// Where a model comes from.
@@ -42,11 +44,9 @@ impl FromStr for ModelRef {
             crate::registry::check_alias(alias).map_err(|e| fail(&e.to_string()))?;
             (name, Selector::Alias(alias.to_owned()))
         } else if let Some((name, version)) = rest.rsplit_once('/') {
-            let v: i32 = version
+            let v: VersionNumber = version
                 .parse()
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| fail("the version must be a positive whole number"))?;
+                .map_err(|_| fail("the version must be a positive whole number"))?;
             (name, Selector::Version(v))
         } else {
             return Err(fail("expected NAME@ALIAS or NAME/VERSION after the prefix"));
@@ -94,7 +94,7 @@ mod tests {
             "models:/churn-classifier/3".parse::<ModelRef>().ok(),
             Some(ModelRef::Registry {
                 name: "churn-classifier".into(),
-                selector: Selector::Version(3)
+                selector: Selector::Version(VersionNumber::new(3).expect("3 is a version"))
             })
         );
         assert_eq!(

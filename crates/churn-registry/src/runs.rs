@@ -5,8 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
+
+use churn_core::{RunId, VersionNumber};
 
 use crate::{Error, Registry};
 
@@ -39,7 +41,7 @@ pub struct NewRun {
     pub code_version: String,
     pub training_rows: Option<u64>,
     pub training_data_sha256: Option<String>,
-    pub parent_run_id: Option<Uuid>,
+    pub parent_run_id: Option<RunId>,
     pub params: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
 }
@@ -47,7 +49,7 @@ pub struct NewRun {
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Run {
-    pub run_id: Uuid,
+    pub run_id: RunId,
     pub experiment: String,
     pub status: RunStatus,
     pub started_at: DateTime<Utc>,
@@ -61,8 +63,8 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub model_name: String,
-    pub candidate_version: i32,
-    pub champion_version: Option<i32>,
+    pub candidate_version: VersionNumber,
+    pub champion_version: Option<VersionNumber>,
     pub metric: String,
     pub candidate_score: Option<f64>,
     pub champion_score: Option<f64>,
@@ -74,15 +76,15 @@ pub struct Decision {
 
 impl Registry {
     /// Starts a run with its params, tags and lineage, all in one transaction.
-    pub async fn start_run(&self, run: &NewRun) -> Result<Uuid, Error> {
-        let run_id = Uuid::new_v4();
+    pub async fn start_run(&self, run: &NewRun) -> Result<RunId, Error> {
+        let run_id = RunId::from(Uuid::new_v4());
         let mut tx = self.pool().begin().await?;
         sqlx::query!(
             "insert into registry.runs (run_id, experiment, parent_run_id, training_rows,
                  training_data_sha256, code_version) values ($1, $2, $3, $4, $5, $6)",
-            run_id,
+            run_id.as_uuid(),
             run.experiment,
-            run.parent_run_id,
+            run.parent_run_id.map(|id| id.as_uuid()),
             run.training_rows.map(|r| r as i64),
             run.training_data_sha256,
             run.code_version,
@@ -93,7 +95,7 @@ impl Registry {
         sqlx::query!(
             "insert into registry.run_params (run_id, key, value)
              select $1, key, value from unnest($2::text[], $3::text[]) as p (key, value)",
-            run_id,
+            run_id.as_uuid(),
             &keys as &[&str],
             &values as &[&str],
         )
@@ -103,7 +105,7 @@ impl Registry {
         sqlx::query!(
             "insert into registry.run_tags (run_id, key, value)
              select $1, key, value from unnest($2::text[], $3::text[]) as t (key, value)",
-            run_id,
+            run_id.as_uuid(),
             &keys as &[&str],
             &values as &[&str],
         )
@@ -116,7 +118,7 @@ impl Registry {
     /// Logs metrics at a step (MLflow's `log_metric`); a key logged twice at one step keeps the last value.
     pub async fn log_metrics(
         &self,
-        run_id: Uuid,
+        run_id: RunId,
         step: i64,
         metrics: &[(&str, f64)],
     ) -> Result<(), Error> {
@@ -128,7 +130,7 @@ impl Registry {
             sqlx::query!(
                 "insert into registry.run_metrics (run_id, key, step, value) values ($1, $2, $3, $4)
                  on conflict (run_id, key, step) do update set value = excluded.value, logged_at = now()",
-                run_id,
+                run_id.as_uuid(),
                 key,
                 step,
                 value,
@@ -141,10 +143,10 @@ impl Registry {
     }
 
     /// Ends a run.
-    pub async fn end_run(&self, run_id: Uuid, status: RunStatus) -> Result<(), Error> {
+    pub async fn end_run(&self, run_id: RunId, status: RunStatus) -> Result<(), Error> {
         sqlx::query!(
             "update registry.runs set status = $2, ended_at = now() where run_id = $1 and status = $3",
-            run_id,
+            run_id.as_uuid(),
             status as _,
             RunStatus::Running as _,
         )
@@ -153,13 +155,13 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn get_run(&self, run_id: Uuid) -> Result<Run, Error> {
+    pub async fn get_run(&self, run_id: RunId) -> Result<Run, Error> {
         sqlx::query_as!(
             Run,
-            r#"select run_id, experiment, status as "status: RunStatus", started_at, ended_at,
+            r#"select run_id as "run_id: RunId", experiment, status as "status: RunStatus", started_at, ended_at,
                       training_rows, training_data_sha256, code_version
                from registry.runs where run_id = $1"#,
-            run_id,
+            run_id.as_uuid(),
         )
         .fetch_optional(self.pool())
         .await?
@@ -167,11 +169,11 @@ impl Registry {
     }
 
     /// A run's latest value of each metric.
-    pub async fn run_metrics(&self, run_id: Uuid) -> Result<Vec<(String, f64)>, Error> {
+    pub async fn run_metrics(&self, run_id: RunId) -> Result<Vec<(String, f64)>, Error> {
         Ok(sqlx::query!(
             "select distinct on (key) key, value from registry.run_metrics where run_id = $1
              order by key, step desc",
-            run_id,
+            run_id.as_uuid(),
         )
         .fetch_all(self.pool())
         .await?
@@ -197,7 +199,8 @@ impl Registry {
         let mut tx: Transaction<'static, Postgres> = self.pool().begin().await?;
         crate::registry::lock_in(&mut tx, &decision.model_name).await?;
         let current = sqlx::query_scalar!(
-            "select version from registry.aliases where model_name = $1 and alias = $2 for update",
+            r#"select version as "version: VersionNumber" from registry.aliases
+               where model_name = $1 and alias = $2 for update"#,
             decision.model_name,
             alias,
         )
@@ -216,8 +219,8 @@ impl Registry {
                  metric, candidate_score, champion_score, margin, promoted, reason, evidence)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             decision.model_name,
-            decision.candidate_version,
-            decision.champion_version,
+            decision.candidate_version.get(),
+            decision.champion_version.map(VersionNumber::get),
             decision.metric,
             decision.candidate_score,
             decision.champion_score,
@@ -248,7 +251,8 @@ impl Registry {
             // A challenger the new champion supersedes (itself, or an older version) is no longer worth
             // shadow-scoring: the alias goes with the promotion.
             let stale = sqlx::query_scalar!(
-                "select version from registry.aliases where model_name = $1 and alias = $2",
+                r#"select version as "version: VersionNumber" from registry.aliases
+                   where model_name = $1 and alias = $2"#,
                 decision.model_name,
                 otherwise,
             )
@@ -271,10 +275,10 @@ impl Registry {
         &self,
         name: &str,
         alias: &str,
-        version: i32,
+        version: VersionNumber,
         reason: &str,
         evidence: Value,
-    ) -> Result<Option<i32>, Error> {
+    ) -> Result<Option<VersionNumber>, Error> {
         self.get(name, version).await?;
         crate::registry::check_alias(alias)?;
         let previous = self.by_alias(name, alias).await?.map(|v| v.version);
@@ -300,18 +304,41 @@ impl Registry {
 
     /// The decisions about a model, newest first.
     pub async fn decisions(&self, model_name: &str) -> Result<Vec<Decision>, Error> {
-        let rows = sqlx::query_as!(
-            DecisionRow,
-            r#"select model_name, candidate_version, champion_version, metric, candidate_score,
-                      champion_score, margin, promoted, reason, evidence as "evidence: Json<Value>"
-               from registry.promotion_decisions where model_name = $1
-               order by decided_at desc, decision_id desc"#,
-            model_name,
-        )
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(Decision::from).collect())
+        Ok(decision_lines(self.pool(), model_name, None)
+            .await?
+            .into_iter()
+            .map(|line| line.decision)
+            .collect())
     }
+}
+
+/// A champion/challenger decision with its evidence, as stored, and when it was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionLine {
+    pub decision: Decision,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// The newest `limit` decisions about `model_name` (all of them without a limit), newest first.
+pub async fn decision_lines(
+    pool: &PgPool,
+    model_name: &str,
+    limit: Option<i64>,
+) -> Result<Vec<DecisionLine>, Error> {
+    let rows = sqlx::query_as!(
+        DecisionRow,
+        r#"select model_name, candidate_version as "candidate_version: VersionNumber",
+                  champion_version as "champion_version: VersionNumber", metric, candidate_score,
+                  champion_score, margin, promoted, reason, evidence as "evidence: Json<Value>",
+                  decided_at
+           from registry.promotion_decisions where model_name = $1
+           order by decided_at desc, decision_id desc limit $2"#,
+        model_name,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(DecisionLine::from).collect())
 }
 
 /// Splits key/value pairs into the two arrays an `unnest` insert binds.
@@ -321,8 +348,8 @@ fn unzip(pairs: &[(String, String)]) -> (Vec<&str>, Vec<&str>) {
 
 struct DecisionRow {
     model_name: String,
-    candidate_version: i32,
-    champion_version: Option<i32>,
+    candidate_version: VersionNumber,
+    champion_version: Option<VersionNumber>,
     metric: String,
     candidate_score: Option<f64>,
     champion_score: Option<f64>,
@@ -330,21 +357,25 @@ struct DecisionRow {
     promoted: bool,
     reason: String,
     evidence: Json<Value>,
+    decided_at: DateTime<Utc>,
 }
 
-impl From<DecisionRow> for Decision {
+impl From<DecisionRow> for DecisionLine {
     fn from(r: DecisionRow) -> Self {
-        Decision {
-            model_name: r.model_name,
-            candidate_version: r.candidate_version,
-            champion_version: r.champion_version,
-            metric: r.metric,
-            candidate_score: r.candidate_score,
-            champion_score: r.champion_score,
-            margin: r.margin,
-            promoted: r.promoted,
-            reason: r.reason,
-            evidence: r.evidence.0,
+        DecisionLine {
+            decision: Decision {
+                model_name: r.model_name,
+                candidate_version: r.candidate_version,
+                champion_version: r.champion_version,
+                metric: r.metric,
+                candidate_score: r.candidate_score,
+                champion_score: r.champion_score,
+                margin: r.margin,
+                promoted: r.promoted,
+                reason: r.reason,
+                evidence: r.evidence.0,
+            },
+            decided_at: r.decided_at,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The registry against a real PostgreSQL and a real S3 server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use churn_core::VersionNumber;
 use churn_registry::{
     ALIAS_CHANNEL, AliasEvent, Error, Lineage, ModelRef, NewVersion, Registry, Selector,
 };
@@ -113,7 +114,7 @@ async fn concurrent_registrations_get_distinct_increasing_versions() {
     }
     versions.sort_unstable();
     assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
-    let listed: Vec<i32> = registry
+    let listed: Vec<VersionNumber> = registry
         .list_versions("churn-classifier")
         .await
         .unwrap()
@@ -140,7 +141,7 @@ async fn moving_an_alias_notifies_listeners() {
     listener.listen(ALIAS_CHANNEL).await.unwrap();
 
     registry
-        .set_alias("churn-classifier", "champion", 2)
+        .set_alias("churn-classifier", "champion", v(2))
         .await
         .unwrap();
     let note = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
@@ -153,7 +154,7 @@ async fn moving_an_alias_notifies_listeners() {
         AliasEvent {
             model: "churn-classifier".into(),
             alias: "champion".into(),
-            version: Some(2)
+            version: Some(v(2))
         }
     );
     let champion = registry
@@ -173,9 +174,13 @@ async fn concurrent_alias_moves_leave_exactly_one_champion() {
             .unwrap();
     }
     let tasks: Vec<_> = (1..=5)
-        .map(|v| {
+        .map(|n| {
             let registry = registry.clone();
-            tokio::spawn(async move { registry.set_alias("churn-classifier", "champion", v).await })
+            tokio::spawn(async move {
+                registry
+                    .set_alias("churn-classifier", "champion", v(n))
+                    .await
+            })
         })
         .collect();
     for t in tasks {
@@ -199,11 +204,11 @@ async fn an_alias_to_a_missing_version_is_refused_and_nothing_changes() {
         .await
         .unwrap();
     registry
-        .set_alias("churn-classifier", "champion", 1)
+        .set_alias("churn-classifier", "champion", v(1))
         .await
         .unwrap();
     let err = registry
-        .set_alias("churn-classifier", "champion", 9)
+        .set_alias("churn-classifier", "champion", v(9))
         .await
         .unwrap_err();
     assert!(
@@ -229,18 +234,18 @@ async fn set_alias_if_absent_only_sets_the_first_time() {
         .unwrap();
     assert!(
         registry
-            .set_alias_if_absent("synthesizer", "champion", 1)
+            .set_alias_if_absent("synthesizer", "champion", v(1))
             .await
             .unwrap()
     );
     assert!(
         !registry
-            .set_alias_if_absent("synthesizer", "champion", 2)
+            .set_alias_if_absent("synthesizer", "champion", v(2))
             .await
             .unwrap()
     );
     let models = registry.list_models().await.unwrap();
-    assert_eq!(models[0].latest_version, Some(2));
+    assert_eq!(models[0].latest_version, Some(v(2)));
     assert_eq!(models[0].aliases.0["champion"], json!(1));
 }
 
@@ -277,8 +282,8 @@ fn decision(
 ) -> churn_registry::Decision {
     churn_registry::Decision {
         model_name: "churn-classifier".to_owned(),
-        candidate_version: candidate,
-        champion_version: judged_against,
+        candidate_version: v(candidate),
+        champion_version: judged_against.map(v),
         metric: "roc_auc".to_owned(),
         candidate_score: Some(0.9),
         champion_score: None,
@@ -312,9 +317,9 @@ async fn a_decision_judged_against_a_champion_that_moved_is_refused_and_writes_n
             err,
             Error::AliasMoved {
                 judged: None,
-                now: Some(3),
+                now: Some(now),
                 ..
-            }
+            } if now == 3
         ),
         "{err}"
     );
@@ -355,7 +360,7 @@ async fn a_failed_registration_leaves_no_artifact_and_gc_removes_orphans() {
         .unwrap();
     // A run that does not exist: the row is refused by its foreign key after the upload.
     let mut bad = new_version("churn-classifier", b"refused");
-    bad.run_id = Some(uuid::Uuid::new_v4());
+    bad.run_id = Some(uuid::Uuid::new_v4().into());
     assert!(registry.register(bad).await.is_err());
     let stored =
         |dir: &std::path::Path| -> usize { walk(dir).iter().filter(|p| p.is_file()).count() };
@@ -405,4 +410,9 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A version number in a test (panics on 0: the tests name real versions).
+fn v(n: i32) -> VersionNumber {
+    VersionNumber::new(n).expect("versions count from 1")
 }

@@ -354,10 +354,41 @@ pub struct Rejected {
     pub errors: Value,
 }
 
-/// Stores rejected records of a job run (`source`: generate, ingest, score).
+/// What refused a record (`ops.rejected_records.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum RejectionSource {
+    /// A landed file's row, by the file loader.
+    File,
+    /// A synthesized customer, by the generate job.
+    Generate,
+    /// A row of a file given to `POST /ingest`.
+    Ingest,
+    /// A row of a batch-scoring file.
+    Score,
+}
+
+impl RejectionSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionSource::File => "file",
+            RejectionSource::Generate => "generate",
+            RejectionSource::Ingest => "ingest",
+            RejectionSource::Score => "score",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Stores rejected records of a job run.
 pub async fn insert_rejected(
     pool: &PgPool,
-    source: &str,
+    source: RejectionSource,
     job_run_id: Option<Uuid>,
     file_id: Option<Uuid>,
     rejected: &[Rejected],
@@ -372,7 +403,7 @@ pub async fn insert_rejected(
         "insert into ops.rejected_records (source, job_run_id, file_id, line_number, raw_record, errors)
          select $1, $2, $3, line, raw, errors
          from unnest($4::bigint[], $5::text[], $6::jsonb[]) as r(line, raw, errors)",
-        source,
+        source as RejectionSource,
         job_run_id,
         file_id,
         &lines,

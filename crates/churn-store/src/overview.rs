@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::ingestion::FileStatus;
+use crate::ops::RejectionSource;
 
 /// The newest live ROC AUC of a version.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +145,7 @@ pub async fn recent_files(pool: &PgPool) -> Result<Vec<FileLine>, Error> {
 /// Refused records of the last week, by source, field and rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectionCount {
-    pub source: String,
+    pub source: RejectionSource,
     pub field: String,
     pub rule: String,
     pub records: i64,
@@ -154,7 +155,7 @@ pub struct RejectionCount {
 pub async fn rejection_counts(pool: &PgPool) -> Result<Vec<RejectionCount>, Error> {
     Ok(sqlx::query_as!(
         RejectionCount,
-        r#"select source as "source!", field as "field!", rule as "rule!", count(*) as "records!"
+        r#"select source as "source!: RejectionSource", field as "field!", rule as "rule!", count(*) as "records!"
            from monitoring.rejected_rows
            where rejected_at >= now() - interval '7 days'
            group by source, field, rule order by 4 desc, source, field, rule limit 100"#,

@@ -166,7 +166,10 @@ impl ModelHolder {
             }
             Err(e) => return Err(RefreshError::Registry(e)),
         };
-        if self.current().is_some_and(|s| s.version == target.version) {
+        if self
+            .current()
+            .is_some_and(|s| s.version == target.version.get())
+        {
             return Ok(Refresh::Unchanged);
         }
         let exact = ModelRef::Registry {
@@ -176,18 +179,18 @@ impl ModelHolder {
         let (model, _) = classifier::load(&self.registry, &exact)
             .await
             .map_err(|source| RefreshError::Load {
-                version: target.version,
+                version: target.version.get(),
                 source,
             })?;
         self.swap(Served {
             model,
             name: name.clone(),
-            version: target.version,
+            version: target.version.get(),
             sha256: Some(target.artifact_sha256.clone()),
             loaded_at: Utc::now(),
         });
         Ok(Refresh::Loaded {
-            version: target.version,
+            version: target.version.get(),
         })
     }
 

@@ -51,12 +51,12 @@ pub async fn build(config: SynthesizerConfig) -> anyhow::Result<Application> {
     let code_version = format!("synthesizer {}", env!("CARGO_PKG_VERSION"));
     let (sampler, version) =
         synthesizer::load_or_bootstrap(&registry, &config.seed_data, &code_version).await?;
-    tracing::info!(version = version.version, "serving synthesizer");
+    tracing::info!(version = %version.version, "serving synthesizer");
     let state = AppState {
         infra,
         model: Arc::new(Loaded {
             sampler,
-            version: version.version,
+            version: version.version.get(),
         }),
         max_rows: config.max_rows,
         streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),

@@ -1,5 +1,6 @@
 //! The `mlflow-artifacts` folders of versions and runs: listing them, and reading files checked by SHA-256.
 
+use churn_core::VersionNumber;
 use uuid::Uuid;
 
 use super::shapes::FileInfo;
@@ -8,8 +9,8 @@ use crate::{Error, Registry};
 
 /// Where an artifact path points: a version's folder, one of its files, or a run's (empty) folder.
 enum ArtifactPath {
-    Folder(String, i32),
-    File(String, i32, &'static str),
+    Folder(String, VersionNumber),
+    File(String, VersionNumber, &'static str),
     Run(Uuid),
 }
 
@@ -22,13 +23,13 @@ fn artifact_path(path: &str) -> Option<ArtifactPath> {
     match parts.as_slice() {
         ["models", name, version] => Some(ArtifactPath::Folder(
             (*name).to_owned(),
-            version.parse().ok().filter(|v: &i32| *v > 0)?,
+            version.parse().ok()?,
         )),
         ["models", name, version, file] => {
             let file = [MODEL_FILE, PROFILE_FILE].into_iter().find(|f| f == file)?;
             Some(ArtifactPath::File(
                 (*name).to_owned(),
-                version.parse().ok().filter(|v: &i32| *v > 0)?,
+                version.parse().ok()?,
                 file,
             ))
         }
@@ -76,7 +77,10 @@ pub async fn list_artifacts(registry: &Registry, path: &str) -> Result<Vec<FileI
             Ok(Vec::new())
         }
         ArtifactPath::Run(id) => {
-            registry.get_run(id).await.map_err(|_| no_artifact(path))?;
+            registry
+                .get_run(id.into())
+                .await
+                .map_err(|_| no_artifact(path))?;
             Ok(Vec::new())
         }
     }

@@ -23,6 +23,7 @@ mod runs;
 mod shapes;
 
 use chrono::{DateTime, Utc};
+use churn_core::VersionNumber;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
@@ -72,12 +73,12 @@ fn millis(t: DateTime<Utc>) -> i64 {
 }
 
 /// A version's MLflow artifact folder (relative to the artifact root).
-pub fn artifact_folder(name: &str, version: i32) -> String {
+pub fn artifact_folder(name: &str, version: VersionNumber) -> String {
     format!("models/{name}/{version}")
 }
 
 /// What `model-versions/get-download-uri` answers, and a version's `source`.
-pub fn download_uri(name: &str, version: i32) -> String {
+pub fn download_uri(name: &str, version: VersionNumber) -> String {
     format!("mlflow-artifacts:/{}", artifact_folder(name, version))
 }
 
@@ -91,14 +92,19 @@ pub fn experiment_id(name: &str) -> String {
 
 /// A version number as MLflow sends it ("3"): digits that name no version (0) are a missing version,
 /// anything else an invalid parameter.
-fn parse_version(name: &str, version: &str) -> Result<i32, Error> {
+fn parse_version(name: &str, version: &str) -> Result<VersionNumber, Error> {
     let digits = version.strip_suffix('\n').unwrap_or(version);
     match digits.parse::<i32>() {
         Ok(0) if digits.bytes().all(|b| b.is_ascii_digit()) => Err(Error::VersionNotFound {
             name: name.to_owned(),
             version: 0,
         }),
-        Ok(n) if n > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        Ok(n)
+            if digits.bytes().all(|b| b.is_ascii_digit())
+                && let Ok(v) = VersionNumber::new(n) =>
+        {
+            Ok(v)
+        }
         _ => Err(Error::InvalidParameter {
             value: version.to_owned(),
             reason: format!("a version of {name} is a positive integer, e.g. \"3\""),

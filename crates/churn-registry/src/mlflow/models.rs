@@ -1,6 +1,7 @@
 //! Registered models, their versions and aliases in MLflow's shapes: search, get, and moving aliases by hand.
 
 use chrono::{DateTime, Utc};
+use churn_core::{RunId, VersionNumber};
 use sqlx::types::Json;
 
 use super::filter::{self, SearchRequest};
@@ -18,7 +19,7 @@ struct ModelRow {
 struct AliasRow {
     model_name: String,
     alias: String,
-    version: i32,
+    version: VersionNumber,
     updated_at: DateTime<Utc>,
 }
 
@@ -37,9 +38,10 @@ impl Registry {
     async fn mlflow_versions(&self, name: Option<&str>) -> Result<Vec<crate::ModelVersion>, Error> {
         Ok(sqlx::query_as!(
             crate::ModelVersion,
-            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+            r#"select model_name, version as "version: VersionNumber", run_id as "run_id: RunId", artifact_key, artifact_sha256, artifact_size, flavor,
                       description, metrics as "metrics: Json<serde_json::Value>",
-                      lineage as "lineage: Json<serde_json::Value>", parent_version, created_at,
+                      lineage as "lineage: Json<serde_json::Value>",
+                      parent_version as "parent_version: VersionNumber", created_at,
                       profile_key, profile_sha256
                from registry.model_versions where $1::text is null or model_name = $1
                order by model_name, version desc"#,
@@ -52,8 +54,9 @@ impl Registry {
     async fn mlflow_aliases(&self, name: Option<&str>) -> Result<Vec<AliasRow>, Error> {
         Ok(sqlx::query_as!(
             AliasRow,
-            "select model_name, alias, version, updated_at from registry.aliases
-             where $1::text is null or model_name = $1 order by model_name, alias",
+            r#"select model_name, alias, version as "version: VersionNumber", updated_at
+               from registry.aliases
+               where $1::text is null or model_name = $1 order by model_name, alias"#,
             name,
         )
         .fetch_all(self.pool())
@@ -186,7 +189,7 @@ pub async fn get_model_version(
     if !storable(name) {
         return Err(Error::VersionNotFound {
             name: name.to_owned(),
-            version: number,
+            version: number.get(),
         });
     }
     let v = registry.get(name, number).await?;
@@ -267,7 +270,7 @@ pub async fn set_alias(
     alias: &str,
     version: &str,
     actor: &str,
-) -> Result<Option<i32>, Error> {
+) -> Result<Option<VersionNumber>, Error> {
     if !storable(name) {
         return Err(Error::ModelNotFound {
             name: name.to_owned(),

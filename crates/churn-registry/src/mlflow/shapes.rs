@@ -183,17 +183,25 @@ fn find_tag(tags: &[Tag], key: &str) -> Option<Value> {
 impl Searchable for RegisteredModel {
     fn field(&self, field: &Field) -> Option<Value> {
         match field {
-            Field::Attribute(a) => match a.as_str() {
-                "name" => Some(Value::Text(self.name.clone())),
-                "creation_timestamp" => Some(Value::Number(self.creation_timestamp as f64)),
-                "timestamp" | "last_updated_timestamp" => {
-                    Some(Value::Number(self.last_updated_timestamp as f64))
-                }
-                _ => None,
-            },
+            Field::Attribute(a) => registry_attribute(
+                a,
+                &self.name,
+                self.creation_timestamp,
+                self.last_updated_timestamp,
+            ),
             Field::Tag(k) => find_tag(&self.tags, k),
             _ => None,
         }
+    }
+}
+
+/// The attributes registered models and their versions share: the model's name and two timestamps.
+fn registry_attribute(attribute: &str, name: &str, created: i64, updated: i64) -> Option<Value> {
+    match attribute {
+        "name" => Some(Value::Text(name.to_owned())),
+        "creation_timestamp" => Some(Value::Number(created as f64)),
+        "timestamp" | "last_updated_timestamp" => Some(Value::Number(updated as f64)),
+        _ => None,
     }
 }
 
@@ -201,14 +209,14 @@ impl Searchable for ModelVersion {
     fn field(&self, field: &Field) -> Option<Value> {
         match field {
             Field::Attribute(a) => match a.as_str() {
-                "name" => Some(Value::Text(self.name.clone())),
                 "run_id" => self.run_id.clone().map(Value::Text),
                 "version_number" => self.version.parse().ok().map(Value::Number),
-                "creation_timestamp" => Some(Value::Number(self.creation_timestamp as f64)),
-                "timestamp" | "last_updated_timestamp" => {
-                    Some(Value::Number(self.last_updated_timestamp as f64))
-                }
-                _ => None,
+                _ => registry_attribute(
+                    a,
+                    &self.name,
+                    self.creation_timestamp,
+                    self.last_updated_timestamp,
+                ),
             },
             Field::Tag(k) => find_tag(&self.tags, k),
             _ => None,

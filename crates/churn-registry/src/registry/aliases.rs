@@ -2,12 +2,19 @@
 
 use sqlx::{Postgres, Transaction};
 
+use churn_core::VersionNumber;
+
 use super::{ALIAS_CHANNEL, AliasEvent, Registry, check_alias};
 use crate::Error;
 
 impl Registry {
     /// Points `alias` at `version` and announces it, in one transaction.
-    pub async fn set_alias(&self, name: &str, alias: &str, version: i32) -> Result<(), Error> {
+    pub async fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: VersionNumber,
+    ) -> Result<(), Error> {
         let mut tx = self.pool.begin().await?;
         self.set_alias_in(&mut tx, name, alias, version).await?;
         tx.commit().await?;
@@ -20,21 +27,21 @@ impl Registry {
         tx: &mut Transaction<'static, Postgres>,
         name: &str,
         alias: &str,
-        version: i32,
+        version: VersionNumber,
     ) -> Result<(), Error> {
         check_alias(alias)?;
         let exists = sqlx::query_scalar!(
             r#"select exists (select 1 from registry.model_versions where model_name = $1 and version = $2)
                    as "exists!""#,
             name,
-            version,
+            version.get(),
         )
         .fetch_one(&mut **tx)
         .await?;
         if !exists {
             return Err(Error::VersionNotFound {
                 name: name.to_owned(),
-                version,
+                version: version.get(),
             });
         }
         sqlx::query!(
@@ -42,7 +49,7 @@ impl Registry {
              on conflict (model_name, alias) do update set version = excluded.version, updated_at = now()",
             name,
             alias,
-            version,
+            version.get(),
         )
         .execute(&mut **tx)
         .await?;
@@ -54,7 +61,7 @@ impl Registry {
         &self,
         name: &str,
         alias: &str,
-        version: i32,
+        version: VersionNumber,
     ) -> Result<bool, Error> {
         check_alias(alias)?;
         let mut tx = self.pool.begin().await?;
@@ -63,7 +70,7 @@ impl Registry {
              on conflict (model_name, alias) do nothing",
             name,
             alias,
-            version,
+            version.get(),
         )
         .execute(&mut *tx)
         .await?
@@ -124,7 +131,7 @@ async fn notify(
     tx: &mut Transaction<'static, Postgres>,
     model: &str,
     alias: &str,
-    version: Option<i32>,
+    version: Option<VersionNumber>,
 ) -> Result<(), Error> {
     let payload = serde_json::to_string(&AliasEvent {
         model: model.to_owned(),

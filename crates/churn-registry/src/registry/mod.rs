@@ -6,13 +6,13 @@ mod register;
 mod versions;
 
 use chrono::{DateTime, Utc};
+use churn_core::{RunId, VersionNumber};
 use churn_store::ObjectStoreHandle;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
-use uuid::Uuid;
 
 use crate::Error;
 
@@ -68,7 +68,7 @@ pub struct Lineage {
     pub training_rows: Option<u64>,
     pub training_data_sha256: Option<String>,
     pub code_version: String,
-    pub parent_version: Option<i32>,
+    pub parent_version: Option<VersionNumber>,
     /// Anything else worth recording (seed, data path, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -85,7 +85,7 @@ pub struct NewVersion {
     /// A JSON object of metric name → value.
     pub metrics: Value,
     pub lineage: Lineage,
-    pub run_id: Option<Uuid>,
+    pub run_id: Option<RunId>,
     /// The training data's profile (the drift reference), stored beside the artifact and checksummed.
     pub profile: Option<Vec<u8>>,
 }
@@ -94,8 +94,8 @@ pub struct NewVersion {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelVersion {
     pub model_name: String,
-    pub version: i32,
-    pub run_id: Option<Uuid>,
+    pub version: VersionNumber,
+    pub run_id: Option<RunId>,
     pub artifact_key: String,
     pub artifact_sha256: String,
     pub artifact_size: i64,
@@ -103,7 +103,7 @@ pub struct ModelVersion {
     pub description: String,
     pub metrics: Json<Value>,
     pub lineage: Json<Value>,
-    pub parent_version: Option<i32>,
+    pub parent_version: Option<VersionNumber>,
     pub created_at: DateTime<Utc>,
     /// Where the training data's profile is stored, when the version has one.
     pub profile_key: Option<String>,
@@ -115,7 +115,7 @@ pub struct ModelVersion {
 pub struct ModelSummary {
     pub name: String,
     pub description: String,
-    pub latest_version: Option<i32>,
+    pub latest_version: Option<VersionNumber>,
     pub aliases: Json<Map<String, Value>>,
     pub updated_at: DateTime<Utc>,
 }
@@ -126,7 +126,7 @@ pub struct AliasEvent {
     pub model: String,
     pub alias: String,
     /// The version the alias now points at; `None` when it was removed.
-    pub version: Option<i32>,
+    pub version: Option<VersionNumber>,
 }
 
 /// Holds a per-model transaction-level advisory lock until committed or dropped, so that two processes

@@ -1,5 +1,6 @@
 //! Registering a version: upload its checksummed artifact first, then commit its numbered row.
 
+use churn_core::{RunId, VersionNumber};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
 use serde_json::Value;
@@ -72,7 +73,7 @@ impl Registry {
         let committed = self.insert_version(&new, &stored, &lineage).await;
         match committed {
             Ok(row) => {
-                tracing::info!(model = %row.model_name, version = row.version, sha256 = %sha, "registered model version");
+                tracing::info!(model = %row.model_name, version = %row.version, sha256 = %sha, "registered model version");
                 Ok(row)
             }
             Err(e) => {
@@ -134,12 +135,12 @@ impl Registry {
                    artifact_sha256, artifact_size, flavor, description, metrics, lineage, parent_version,
                    profile_key, profile_sha256)
                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-               returning model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+               returning model_name, version as "version: VersionNumber", run_id as "run_id: RunId", artifact_key, artifact_sha256, artifact_size, flavor,
                     description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
-                    parent_version, created_at, profile_key, profile_sha256"#,
+                    parent_version as "parent_version: VersionNumber", created_at, profile_key, profile_sha256"#,
             new.model_name,
             version,
-            new.run_id,
+            new.run_id.map(|id| id.as_uuid()),
             stored.key,
             stored.sha,
             stored.size,
@@ -147,7 +148,7 @@ impl Registry {
             new.description,
             Json(&new.metrics) as _,
             Json(lineage) as _,
-            new.lineage.parent_version,
+            new.lineage.parent_version.map(VersionNumber::get),
             stored.profile.map(|(k, _)| k.as_str()),
             stored.profile.map(|(_, s)| s.as_str()),
         )
@@ -176,9 +177,9 @@ impl Registry {
     async fn by_artifact_key(&self, key: &str) -> Result<ModelVersion, Error> {
         Ok(sqlx::query_as!(
             ModelVersion,
-            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+            r#"select model_name, version as "version: VersionNumber", run_id as "run_id: RunId", artifact_key, artifact_sha256, artifact_size, flavor,
                     description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
-                    parent_version, created_at, profile_key, profile_sha256
+                    parent_version as "parent_version: VersionNumber", created_at, profile_key, profile_sha256
                from registry.model_versions where artifact_key = $1"#,
             key,
         )

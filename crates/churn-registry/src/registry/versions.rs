@@ -1,5 +1,6 @@
 //! Reading versions and models: by number, alias, latest or reference, and the listings.
 
+use churn_core::{RunId, VersionNumber};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 
@@ -7,21 +8,21 @@ use super::{ModelSummary, ModelVersion, Registry};
 use crate::{Error, Selector};
 
 impl Registry {
-    pub async fn get(&self, name: &str, version: i32) -> Result<ModelVersion, Error> {
+    pub async fn get(&self, name: &str, version: VersionNumber) -> Result<ModelVersion, Error> {
         sqlx::query_as!(
             ModelVersion,
-            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+            r#"select model_name, version as "version: VersionNumber", run_id as "run_id: RunId", artifact_key, artifact_sha256, artifact_size, flavor,
                     description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
-                    parent_version, created_at, profile_key, profile_sha256
+                    parent_version as "parent_version: VersionNumber", created_at, profile_key, profile_sha256
                from registry.model_versions where model_name = $1 and version = $2"#,
             name,
-            version,
+            version.get(),
         )
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| Error::VersionNotFound {
             name: name.to_owned(),
-            version,
+            version: version.get(),
         })
     }
 
@@ -29,9 +30,9 @@ impl Registry {
     pub async fn by_alias(&self, name: &str, alias: &str) -> Result<Option<ModelVersion>, Error> {
         Ok(sqlx::query_as!(
             ModelVersion,
-            r#"select v.model_name, v.version, v.run_id, v.artifact_key, v.artifact_sha256, v.artifact_size,
+            r#"select v.model_name, v.version as "version: VersionNumber", v.run_id as "run_id: RunId", v.artifact_key, v.artifact_sha256, v.artifact_size,
                     v.flavor, v.description, v.metrics as "metrics: Json<Value>",
-                    v.lineage as "lineage: Json<Value>", v.parent_version, v.created_at, v.profile_key,
+                    v.lineage as "lineage: Json<Value>", v.parent_version as "parent_version: VersionNumber", v.created_at, v.profile_key,
                     v.profile_sha256
                from registry.model_versions v
                join registry.aliases a on a.model_name = v.model_name and a.version = v.version
@@ -47,9 +48,9 @@ impl Registry {
     pub async fn latest(&self, name: &str) -> Result<Option<ModelVersion>, Error> {
         Ok(sqlx::query_as!(
             ModelVersion,
-            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+            r#"select model_name, version as "version: VersionNumber", run_id as "run_id: RunId", artifact_key, artifact_sha256, artifact_size, flavor,
                     description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
-                    parent_version, created_at, profile_key, profile_sha256
+                    parent_version as "parent_version: VersionNumber", created_at, profile_key, profile_sha256
                from registry.model_versions where model_name = $1 order by version desc limit 1"#,
             name,
         )
@@ -78,7 +79,7 @@ impl Registry {
             ModelSummary,
             r#"select m.name, m.description, m.updated_at,
                     (select max(version) from registry.model_versions v where v.model_name = m.name)
-                        as latest_version,
+                        as "latest_version: VersionNumber",
                     coalesce((select jsonb_object_agg(a.alias, a.version) from registry.aliases a
                               where a.model_name = m.name), '{}'::jsonb)
                         as "aliases!: Json<Map<String, Value>>"
@@ -92,9 +93,9 @@ impl Registry {
     pub async fn list_versions(&self, name: &str) -> Result<Vec<ModelVersion>, Error> {
         let versions = sqlx::query_as!(
             ModelVersion,
-            r#"select model_name, version, run_id, artifact_key, artifact_sha256, artifact_size, flavor,
+            r#"select model_name, version as "version: VersionNumber", run_id as "run_id: RunId", artifact_key, artifact_sha256, artifact_size, flavor,
                     description, metrics as "metrics: Json<Value>", lineage as "lineage: Json<Value>",
-                    parent_version, created_at, profile_key, profile_sha256
+                    parent_version as "parent_version: VersionNumber", created_at, profile_key, profile_sha256
                from registry.model_versions where model_name = $1 order by version desc"#,
             name,
         )

@@ -93,13 +93,24 @@ impl TryFrom<CustomerRow> for Customer {
     }
 }
 
+/// Parses each row as it streams in, so a window's rows are never held twice.
+async fn customers(
+    mut rows: impl futures::Stream<Item = Result<CustomerRow, sqlx::Error>> + Unpin,
+) -> Result<Vec<Customer>, Error> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        out.push(Customer::try_from(row)?);
+    }
+    Ok(out)
+}
+
 /// The customers written in a window (every source): the newest `limit` of them.
 pub async fn customers_in(
     pool: &PgPool,
     window: &Window,
     limit: i64,
 ) -> Result<Vec<Customer>, Error> {
-    let mut rows = sqlx::query_as!(
+    let rows = sqlx::query_as!(
         CustomerRow,
         r#"select country, state, city, zip_code, latitude, longitude, gender, senior_citizen, partner,
                   dependents, tenure_months, phone_service, multiple_lines, internet_service,
@@ -115,11 +126,7 @@ pub async fn customers_in(
         limit,
     )
     .fetch(pool);
-    let mut out = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        out.push(Customer::try_from(row)?);
-    }
-    Ok(out)
+    customers(rows).await
 }
 
 /// Labelled customers of the given sources for training: those labelled at or after `since` when given,
@@ -130,7 +137,7 @@ pub async fn labelled_customers(
     since: Option<DateTime<Utc>>,
     limit: i64,
 ) -> Result<Vec<Customer>, Error> {
-    let mut rows = sqlx::query_as!(
+    let rows = sqlx::query_as!(
         CustomerRow,
         r#"select country, state, city, zip_code, latitude, longitude, gender, senior_citizen, partner,
                   dependents, tenure_months, phone_service, multiple_lines, internet_service,
@@ -147,11 +154,7 @@ pub async fn labelled_customers(
         limit,
     )
     .fetch(pool);
-    let mut out = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        out.push(Customer::try_from(row)?);
-    }
-    Ok(out)
+    customers(rows).await
 }
 
 /// Customers of `source` whose label became known after `since`.

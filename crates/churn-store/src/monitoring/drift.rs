@@ -2,6 +2,7 @@
 //! newest run of a model with its columns.
 
 use chrono::{DateTime, Utc};
+use churn_core::VersionNumber;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -14,7 +15,7 @@ pub struct DriftRun {
     pub run_id: Uuid,
     pub job_run_id: Option<Uuid>,
     pub model_name: String,
-    pub model_version: i32,
+    pub model_version: VersionNumber,
     pub window: Window,
     pub n_reference: i64,
     pub n_current: i64,
@@ -61,7 +62,7 @@ pub async fn insert_drift_run(
         run.run_id,
         run.job_run_id,
         run.model_name,
-        run.model_version,
+        run.model_version.get(),
         run.window.start,
         run.window.end,
         i32::try_from(run.n_reference).unwrap_or(i32::MAX),
@@ -83,7 +84,7 @@ pub async fn insert_drift_run(
                  drifted, window_start, window_end, n_samples, run_id, column_type, psi, n_reference)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             run.model_name,
-            run.model_version,
+            run.model_version.get(),
             c.feature,
             c.statistic,
             c.value,
@@ -108,7 +109,7 @@ pub async fn insert_drift_run(
 pub async fn latest_drift(
     pool: &PgPool,
     model_name: &str,
-    version: i32,
+    version: VersionNumber,
     since: DateTime<Utc>,
 ) -> Result<Option<(Uuid, bool, f64)>, Error> {
     Ok(sqlx::query!(
@@ -116,7 +117,7 @@ pub async fn latest_drift(
          where model_name = $1 and model_version = $2 and computed_at > $3
          order by computed_at desc limit 1",
         model_name,
-        version,
+        version.get(),
         since,
     )
     .fetch_optional(pool)
@@ -130,10 +131,11 @@ pub async fn newest_drift_run(
     model_name: &str,
 ) -> Result<Option<(DriftRun, Vec<DriftColumn>)>, Error> {
     let Some(row) = sqlx::query!(
-        "select run_id, job_run_id, model_name, model_version, window_start, window_end, n_reference,
+        r#"select run_id, job_run_id, model_name, model_version as "model_version: VersionNumber",
+                window_start, window_end, n_reference,
                 n_current, n_columns, n_drifted, share_drifted, drift_share, dataset_drift,
                 prediction_statistic, prediction_score, prediction_drifted
-         from monitoring.drift_runs where model_name = $1 order by computed_at desc limit 1",
+         from monitoring.drift_runs where model_name = $1 order by computed_at desc limit 1"#,
         model_name,
     )
     .fetch_optional(pool)

@@ -2,6 +2,7 @@
 //! a model's metric history for listings.
 
 use chrono::{DateTime, Utc};
+use churn_core::VersionNumber;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ use crate::Error;
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveMetrics {
     pub model_name: String,
-    pub model_version: i32,
+    pub model_version: VersionNumber,
     pub window: Window,
     pub job_run_id: Option<Uuid>,
     pub n_samples: i64,
@@ -56,7 +57,7 @@ pub async fn insert_live_metrics(pool: &PgPool, rows: &[LiveMetrics]) -> Result<
                  $17, $18)
              returning metric_id",
             m.model_name,
-            m.model_version,
+            m.model_version.get(),
             m.window.start,
             m.window.end,
             m.window.name,
@@ -104,7 +105,7 @@ pub async fn insert_live_metrics(pool: &PgPool, rows: &[LiveMetrics]) -> Result<
 pub async fn latest_live_auc(
     pool: &PgPool,
     model_name: &str,
-    version: i32,
+    version: VersionNumber,
     window_name: &str,
     since: DateTime<Utc>,
     min_samples: i64,
@@ -116,7 +117,7 @@ pub async fn latest_live_auc(
              and window_name = $3 and computed_at > $4 and n_samples >= $5::int8 and roc_auc is not null
            order by computed_at desc limit 1"#,
         model_name,
-        version,
+        version.get(),
         window_name,
         since,
         min_samples,
@@ -126,13 +127,37 @@ pub async fn latest_live_auc(
     .map(|r| (r.roc_auc, r.n_samples, r.metric_id)))
 }
 
+/// Where a row of `monitoring.model_metrics` was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum MetricType {
+    /// On the rows the model was fitted on (cross-validation).
+    Training,
+    Validation,
+    /// On held-out rows at training time.
+    Test,
+    /// Live: on labelled predictions, by the metrics job.
+    Scheduled,
+}
+
+impl MetricType {
+    /// The name a listing shows: live rows are `live`, the others their stored name.
+    pub fn label(self) -> &'static str {
+        match self {
+            MetricType::Training => "training",
+            MetricType::Validation => "validation",
+            MetricType::Test => "test",
+            MetricType::Scheduled => "live",
+        }
+    }
+}
+
 /// One row of a model's metric history, for listings: training and test rows and each version's newest
 /// live row per window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricSummary {
     pub model_version: i32,
-    /// `training`, `validation`, `test` or `scheduled` (live).
-    pub metric_type: String,
+    pub metric_type: MetricType,
     pub window_name: Option<String>,
     pub n_samples: i32,
     pub n_positive: i32,
@@ -155,14 +180,14 @@ pub async fn metric_summaries(
 ) -> Result<Vec<MetricSummary>, Error> {
     Ok(sqlx::query_as!(
         MetricSummary,
-        "select distinct on (model_version, metric_type, coalesce(window_name, ''))
-                model_version, metric_type, window_name, n_samples, n_positive, accuracy, f1, log_loss,
+        r#"select distinct on (model_version, metric_type, coalesce(window_name, ''))
+                model_version, metric_type as "metric_type: MetricType", window_name, n_samples, n_positive, accuracy, f1, log_loss,
                 roc_auc, pr_auc, brier, ece, computed_at
          from monitoring.model_metrics
          where model_name = $1
            and model_version in (select version from registry.model_versions where model_name = $1
                                  order by version desc limit $2)
-         order by model_version desc, metric_type, coalesce(window_name, ''), computed_at desc",
+         order by model_version desc, metric_type, coalesce(window_name, ''), computed_at desc"#,
         model_name,
         versions,
     )

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 pub use customers::{customers_in, labelled_customers, labelled_since};
 pub use drift::{DriftColumn, DriftRun, insert_drift_run, latest_drift, newest_drift_run};
 pub use metrics::{
-    CalibrationBin, LiveMetrics, MetricSummary, insert_live_metrics, latest_live_auc,
+    CalibrationBin, LiveMetrics, MetricSummary, MetricType, insert_live_metrics, latest_live_auc,
     metric_summaries,
 };
 pub use predictions::{

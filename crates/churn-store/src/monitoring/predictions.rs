@@ -2,6 +2,7 @@
 //! predictions (binary COPY), two versions' paired predictions, and one version's probabilities.
 
 use chrono::{DateTime, Utc};
+use churn_core::VersionNumber;
 use futures::TryStreamExt;
 use sqlx::PgPool;
 
@@ -27,15 +28,15 @@ pub async fn versions_scored(
     pool: &PgPool,
     model_name: &str,
     window: &Window,
-) -> Result<Vec<i32>, Error> {
+) -> Result<Vec<VersionNumber>, Error> {
     // One index probe per version (they are few) instead of a scan of the window's predictions.
     Ok(sqlx::query_scalar!(
-        "select v.version from registry.model_versions v
+        r#"select v.version as "version: VersionNumber" from registry.model_versions v
          where v.model_name = $1 and exists (
              select 1 from churn.classified k
              where k.model_name = v.model_name and k.model_version = v.version
                and k.classified_at >= $2 and k.classified_at < $3)
-         order by v.version",
+         order by v.version"#,
         model_name,
         window.start,
         window.end,
@@ -91,7 +92,7 @@ impl LabelledPredictions {
 pub async fn labelled_predictions(
     pool: &PgPool,
     model_name: &str,
-    version: i32,
+    version: VersionNumber,
     window: &Window,
 ) -> Result<LabelledPredictions, Error> {
     let mut conn = pool.acquire().await?;
@@ -108,7 +109,7 @@ pub async fn labelled_predictions(
                 to stdout (format binary)',
                $1::text, $2::int4, $3::timestamptz, $4::timestamptz) as "statement!""#,
         model_name,
-        version,
+        version.get(),
         window.start,
         window.end,
     )
@@ -131,7 +132,7 @@ pub async fn labelled_predictions(
          where model_name = $1 and model_version = $2 and classified_at >= $3 and classified_at < $4
          limit 1",
         model_name,
-        version,
+        version.get(),
         window.start,
         window.end,
     )
@@ -152,8 +153,8 @@ pub struct PairedPredictions {
 pub async fn paired_predictions(
     pool: &PgPool,
     model_name: &str,
-    first: i32,
-    second: i32,
+    first: VersionNumber,
+    second: VersionNumber,
     window: &Window,
 ) -> Result<PairedPredictions, Error> {
     let mut tx = pool.begin().await?;
@@ -170,8 +171,8 @@ pub async fn paired_predictions(
                  and a.classified_at >= $4 and a.classified_at < $5
                  and a.actual_churn_label is not null"#,
             model_name,
-            first,
-            second,
+            first.get(),
+            second.get(),
             window.start,
             window.end,
         )
@@ -190,14 +191,14 @@ pub async fn paired_predictions(
 pub async fn probabilities(
     pool: &PgPool,
     model_name: &str,
-    version: i32,
+    version: VersionNumber,
     window: &Window,
 ) -> Result<Vec<f64>, Error> {
     Ok(sqlx::query_scalar!(
         "select churn_probability from churn.classified
          where model_name = $1 and model_version = $2 and classified_at >= $3 and classified_at < $4",
         model_name,
-        version,
+        version.get(),
         window.start,
         window.end,
     )

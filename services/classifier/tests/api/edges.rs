@@ -118,7 +118,7 @@ async fn a_pool_of_one_connection_still_serves_while_the_alias_is_watched() {
     let app = spawn_with_champion(&[("DATABASE_MAX_CONNECTIONS", "1")]).await;
     let model = crate::model();
     let v2 = register_champion(&app, &model).await;
-    wait_for_version(&app, v2.version, Duration::from_secs(3)).await;
+    wait_for_version(&app, v2.version.get(), Duration::from_secs(3)).await;
     let ready: Value = app.get("/ready").await.json().await.unwrap();
     assert_eq!(ready["checks"]["database"]["status"], "ok", "{ready}");
 }

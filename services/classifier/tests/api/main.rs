@@ -132,7 +132,7 @@ pub async fn spawn_with_champion(extra: &[(&str, &str)]) -> TestService {
         .iter()
         .find(|(k, _)| *k == "PREDICT_API_KEY")
         .map(|(_, v)| *v);
-    wait_for_version_with(&app, version.version, Duration::from_secs(5), key).await;
+    wait_for_version_with(&app, version.version.get(), Duration::from_secs(5), key).await;
     app
 }
 

@@ -58,7 +58,7 @@ async fn register_challenger(app: &churn_service::testing::TestService) {
         .set_alias(
             classifier::MODEL_NAME,
             &churn_registry::Alias::CHALLENGER,
-            2,
+            version.version,
         )
         .await
         .unwrap();
@@ -169,7 +169,7 @@ async fn an_invalid_customer_has_no_shadow_score_and_the_others_keep_theirs() {
 async fn shadow_scoring_switched_off_ignores_the_challenger() {
     let app = spawn_app(&[("CLASSIFIER_SHADOW_MODEL", "off")]).await;
     let version = crate::register_champion(&app, &crate::model()).await;
-    crate::wait_for_version(&app, version.version, Duration::from_secs(5)).await;
+    crate::wait_for_version(&app, version.version.get(), Duration::from_secs(5)).await;
     register_challenger(&app).await;
     // Give a (wrongly) enabled shadow time to load before concluding it never does.
     tokio::time::sleep(Duration::from_millis(1500)).await;

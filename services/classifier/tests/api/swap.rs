@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use churn_core::VersionNumber;
 use churn_models::classifier;
 use serde_json::Value;
 
@@ -86,7 +87,10 @@ async fn with_the_object_store_down_predictions_continue_and_ready_is_degraded()
     // A new champion cannot be fetched while the store is down: the old one keeps serving, and the
     // failure shows on /ready until the store is back.
     let registry = crate::registry(&app);
-    let v1 = registry.get(classifier::MODEL_NAME, 1).await.unwrap();
+    let v1 = registry
+        .get(classifier::MODEL_NAME, VersionNumber::new(1).unwrap())
+        .await
+        .unwrap();
     let artifact_key = v1.artifact_key.clone();
     sqlx::query("insert into registry.model_versions (model_name, version, artifact_key, artifact_sha256, artifact_size, flavor)
                  select model_name, 2, artifact_key || '-copy', artifact_sha256, artifact_size, flavor
@@ -95,7 +99,11 @@ async fn with_the_object_store_down_predictions_continue_and_ready_is_degraded()
         .await
         .unwrap();
     registry
-        .set_alias(classifier::MODEL_NAME, &churn_registry::Alias::CHAMPION, 2)
+        .set_alias(
+            classifier::MODEL_NAME,
+            &churn_registry::Alias::CHAMPION,
+            VersionNumber::new(2).unwrap(),
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -182,7 +182,8 @@ async fn headless_chromium_walks_every_page_without_console_errors_and_runs_a_jo
     let (stack, scheduler) = populated().await;
     let second = crate::mlflow::register_second_version(&stack.db, &stack.s3)
         .await
-        .version;
+        .version
+        .get();
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console_browser.py");
     let base = scheduler.url("");

@@ -137,7 +137,7 @@ async fn mlflow_s_own_client_reads_the_registry_moves_the_champion_and_downloads
     let scheduler = scheduler(&db, &s3).await;
     let download = tempfile::tempdir().unwrap();
 
-    let seen = run_mlflow_client(&scheduler, v2.version, download.path()).await;
+    let seen = run_mlflow_client(&scheduler, v2.version.get(), download.path()).await;
 
     // search_registered_models: the model with its champion alias and its latest version.
     let models = seen["registered_models"].as_array().unwrap();

@@ -16,7 +16,7 @@ async fn the_drift_job_stores_churn_monitors_statistics_and_a_drifted_window_tri
         let p = model.predict(&rows);
         rows.into_iter()
             .zip(p)
-            .map(|(c, p)| (c, vec![(v1.version, p)]))
+            .map(|(c, p)| (c, vec![(v1.version.get(), p)]))
             .collect()
     };
     let (requests, mut requested) = tokio::sync::mpsc::channel(1);

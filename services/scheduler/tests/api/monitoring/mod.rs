@@ -131,7 +131,7 @@ fn close(what: &str, ours: f64, expected: f64, tolerance: f64) {
 async fn the_metrics_job_stores_the_hand_computed_answers_per_version_and_window() {
     let db = TestDb::new().await;
     let s3 = TestS3::start().await;
-    let v1 = register_champion(&db, &s3).await.version;
+    let v1 = register_champion(&db, &s3).await.version.get();
     let registry = Registry::new(db.pool.clone(), s3.open());
     let seed = seed();
     // Six labelled customers scored by v1 (and, as a shadow, by v2 with other probabilities):
@@ -228,7 +228,7 @@ async fn the_metrics_job_stores_the_hand_computed_answers_per_version_and_window
 async fn a_label_arriving_after_the_prediction_counts_and_each_window_sees_only_its_rows() {
     let db = TestDb::new().await;
     let s3 = TestS3::start().await;
-    let v1 = register_champion(&db, &s3).await.version;
+    let v1 = register_champion(&db, &s3).await.version.get();
     let registry = Registry::new(db.pool.clone(), s3.open());
     register_second_version(&registry).await;
     let seed = seed();
@@ -341,7 +341,7 @@ async fn the_metrics_job_stores_what_scikit_learn_computes_on_a_seed_derived_set
     let fixture: SklearnFixture = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     let db = TestDb::new().await;
     let s3 = TestS3::start().await;
-    let v1 = register_champion(&db, &s3).await.version;
+    let v1 = register_champion(&db, &s3).await.version.get();
     let rows: Vec<(Customer, Vec<(i32, f64)>)> = seed()
         .into_iter()
         .zip(fixture.labels.iter().zip(&fixture.probabilities))
