@@ -1,4 +1,5 @@
-//! MLflow's REST shapes (registered models, versions, experiments, runs, files) and their search fields.
+//! MLflow's REST shapes (registered models, versions, experiments, runs, files), and the search fields of
+//! experiments (the other searches run in SQL, `sql.rs`).
 
 use serde::Serialize;
 
@@ -146,74 +147,10 @@ pub struct FileInfo {
     pub file_size: Option<i64>,
 }
 
-impl Searchable for Run {
-    fn field(&self, field: &Field) -> Option<Value> {
-        match field {
-            Field::Attribute(a) => match a.as_str() {
-                "status" => Some(Value::Text(self.info.status.clone())),
-                "run_name" => Some(Value::Text(self.info.run_name.clone())),
-                "run_id" => Some(Value::Text(self.info.run_id.clone())),
-                "start_time" => Some(Value::Number(self.info.start_time as f64)),
-                "end_time" => self.info.end_time.map(|t| Value::Number(t as f64)),
-                _ => None,
-            },
-            Field::Metric(k) => self
-                .data
-                .metrics
-                .iter()
-                .find(|m| &m.key == k)
-                .map(|m| Value::Number(m.value)),
-            Field::Param(k) => self
-                .data
-                .params
-                .iter()
-                .find(|p| &p.key == k)
-                .map(|p| Value::Text(p.value.clone())),
-            Field::Tag(k) => find_tag(&self.data.tags, k),
-        }
-    }
-}
-
 fn find_tag(tags: &[Tag], key: &str) -> Option<Value> {
     tags.iter()
         .find(|t| t.key == key)
         .map(|t| Value::Text(t.value.clone()))
-}
-
-impl Searchable for RegisteredModel {
-    fn field(&self, field: &Field) -> Option<Value> {
-        match field {
-            Field::Attribute(a) => match a.as_str() {
-                "name" => Some(Value::Text(self.name.clone())),
-                "creation_timestamp" => Some(Value::Number(self.creation_timestamp as f64)),
-                "timestamp" | "last_updated_timestamp" => {
-                    Some(Value::Number(self.last_updated_timestamp as f64))
-                }
-                _ => None,
-            },
-            Field::Tag(k) => find_tag(&self.tags, k),
-            _ => None,
-        }
-    }
-}
-
-impl Searchable for ModelVersion {
-    fn field(&self, field: &Field) -> Option<Value> {
-        match field {
-            Field::Attribute(a) => match a.as_str() {
-                "name" => Some(Value::Text(self.name.clone())),
-                "run_id" => self.run_id.clone().map(Value::Text),
-                "version_number" => self.version.parse().ok().map(Value::Number),
-                "creation_timestamp" => Some(Value::Number(self.creation_timestamp as f64)),
-                "timestamp" | "last_updated_timestamp" => {
-                    Some(Value::Number(self.last_updated_timestamp as f64))
-                }
-                _ => None,
-            },
-            Field::Tag(k) => find_tag(&self.tags, k),
-            _ => None,
-        }
-    }
 }
 
 impl Searchable for Experiment {
