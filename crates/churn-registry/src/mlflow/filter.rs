@@ -135,7 +135,7 @@ pub trait Searchable {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Op {
+pub(super) enum Op {
     Eq,
     Ne,
     Lt,
@@ -148,22 +148,22 @@ enum Op {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Clause {
-    field: Field,
-    op: Op,
-    values: Vec<Value>,
+pub(super) struct Clause {
+    pub(super) field: Field,
+    pub(super) op: Op,
+    pub(super) values: Vec<Value>,
 }
 
 /// A parsed filter: every clause must hold.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
-    clauses: Vec<Clause>,
+    pub(super) clauses: Vec<Clause>,
 }
 
 /// A parsed ordering: keys in order, each ascending or not.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Order {
-    keys: Vec<(Field, bool)>,
+    pub(super) keys: Vec<(Field, bool)>,
 }
 
 fn invalid(filter: &str, reason: impl Into<String>) -> Error {

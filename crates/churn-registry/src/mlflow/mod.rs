@@ -13,6 +13,8 @@
 //!   name (MLflow ids are strings of digits).
 //! - Run ids are our UUIDs (hyphenated); run status is upper-cased (`FINISHED`); a run's metrics are the
 //!   value at its largest step per key, as MLflow's `get_run` returns them.
+//! - Searches of runs, model versions and registered models filter, order and page in SQL (`sql`) and
+//!   load only the page; experiments, few and with ids that are hashes of their names, in memory.
 
 pub mod filter;
 
@@ -21,6 +23,7 @@ mod experiments;
 mod models;
 mod runs;
 mod shapes;
+mod sql;
 
 use chrono::{DateTime, Utc};
 use churn_core::VersionNumber;
@@ -112,7 +115,33 @@ fn parse_version(name: &str, version: &str) -> Result<VersionNumber, Error> {
     }
 }
 
-/// Filters, orders (the default when the caller gave none) and pages `items`.
+/// A search request parsed in its endpoint's languages: what to keep, in which order, which page.
+#[derive(Debug)]
+struct Search {
+    filter: Filter,
+    order: Order,
+    limit: usize,
+    offset: usize,
+}
+
+impl Search {
+    /// Parses `request` with an endpoint's `(filter, order)` patterns and `(default, max)` page sizes.
+    fn parse(
+        request: &SearchRequest,
+        patterns: (&'static str, &'static str),
+        limits: (i64, i64),
+    ) -> Result<Search, Error> {
+        Ok(Search {
+            filter: Filter::parse(patterns.0, request.filter.as_deref())?,
+            order: Order::parse(patterns.1, &request.order_by)?,
+            limit: max_results(request.max_results, limits.0, limits.1)?,
+            offset: page_offset(request.page_token.as_deref())?,
+        })
+    }
+}
+
+/// Filters, orders (the default when the caller gave none) and pages `items` in memory (experiments:
+/// their ids are hashes of their names, which SQL would have to recompute to filter or order by them).
 fn search<T: Searchable>(
     mut items: Vec<T>,
     request: &SearchRequest,
@@ -120,13 +149,10 @@ fn search<T: Searchable>(
     default_order: impl Fn(&T, &T) -> std::cmp::Ordering,
     limits: (i64, i64),
 ) -> Result<Page<T>, Error> {
-    let filter = Filter::parse(patterns.0, request.filter.as_deref())?;
-    let order = Order::parse(patterns.1, &request.order_by)?;
-    let limit = max_results(request.max_results, limits.0, limits.1)?;
-    let offset = page_offset(request.page_token.as_deref())?;
-    items.retain(|item| filter.accepts(item));
-    items.sort_by(|a, b| order.compare(a, b).then_with(|| default_order(a, b)));
-    let (items, next_page_token) = paginate(items, offset, limit);
+    let search = Search::parse(request, patterns, limits)?;
+    items.retain(|item| search.filter.accepts(item));
+    items.sort_by(|a, b| search.order.compare(a, b).then_with(|| default_order(a, b)));
+    let (items, next_page_token) = paginate(items, search.offset, search.limit);
     Ok(Page {
         items,
         next_page_token,

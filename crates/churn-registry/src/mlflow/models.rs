@@ -1,12 +1,14 @@
 //! Registered models, their versions and aliases in MLflow's shapes: search, get, and moving aliases by hand.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use churn_core::{RunId, VersionNumber};
 use sqlx::types::Json;
 
 use super::filter::{self, SearchRequest};
 use super::shapes::{ModelVersion, RegisteredModel, RegisteredModelAlias};
-use super::{Page, download_uri, millis, parse_version, search, storable, tag};
+use super::{Page, Search, download_uri, millis, parse_version, sql, storable, tag};
 use crate::{Alias, Error, Registry};
 
 struct ModelRow {
@@ -24,40 +26,66 @@ struct AliasRow {
 }
 
 impl Registry {
-    async fn mlflow_models(&self, name: Option<&str>) -> Result<Vec<ModelRow>, Error> {
+    async fn mlflow_models(&self, names: &[String]) -> Result<Vec<ModelRow>, Error> {
         Ok(sqlx::query_as!(
             ModelRow,
             "select name, description, created_at, updated_at from registry.registered_models
-             where $1::text is null or name = $1 order by name",
-            name,
+             where name = any($1) order by name",
+            names,
         )
         .fetch_all(self.pool())
         .await?)
     }
 
-    async fn mlflow_versions(&self, name: Option<&str>) -> Result<Vec<crate::ModelVersion>, Error> {
+    /// The newest version of each of the named models (that has one).
+    async fn latest_versions(&self, names: &[String]) -> Result<Vec<crate::ModelVersion>, Error> {
         Ok(sqlx::query_as!(
             crate::ModelVersion,
-            r#"select model_name, version as "version: VersionNumber", run_id as "run_id: RunId", artifact_key, artifact_sha256, artifact_size, flavor,
+            r#"select distinct on (model_name)
+                      model_name, version as "version: VersionNumber", run_id as "run_id: RunId",
+                      artifact_key, artifact_sha256, artifact_size, flavor,
                       description, metrics as "metrics: Json<serde_json::Value>",
                       lineage as "lineage: Json<serde_json::Value>",
                       parent_version as "parent_version: VersionNumber", created_at,
                       profile_key, profile_sha256
-               from registry.model_versions where $1::text is null or model_name = $1
+               from registry.model_versions where model_name = any($1)
                order by model_name, version desc"#,
-            name,
+            names,
         )
         .fetch_all(self.pool())
         .await?)
     }
 
-    async fn mlflow_aliases(&self, name: Option<&str>) -> Result<Vec<AliasRow>, Error> {
+    /// The versions of the given (`names[i]`, `versions[i]`) keys, in no particular order.
+    async fn versions_keyed(
+        &self,
+        names: &[String],
+        versions: &[i32],
+    ) -> Result<Vec<crate::ModelVersion>, Error> {
+        Ok(sqlx::query_as!(
+            crate::ModelVersion,
+            r#"select model_name, version as "version: VersionNumber", run_id as "run_id: RunId",
+                      artifact_key, artifact_sha256, artifact_size, flavor,
+                      description, metrics as "metrics: Json<serde_json::Value>",
+                      lineage as "lineage: Json<serde_json::Value>",
+                      parent_version as "parent_version: VersionNumber", created_at,
+                      profile_key, profile_sha256
+               from registry.model_versions
+               where (model_name, version) in (select * from unnest($1::text[], $2::int[]))"#,
+            names,
+            versions,
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    async fn mlflow_aliases(&self, names: &[String]) -> Result<Vec<AliasRow>, Error> {
         Ok(sqlx::query_as!(
             AliasRow,
             r#"select model_name, alias, version as "version: VersionNumber", updated_at
                from registry.aliases
-               where $1::text is null or model_name = $1 order by model_name, alias"#,
-            name,
+               where model_name = any($1) order by model_name, alias"#,
+            names,
         )
         .fetch_all(self.pool())
         .await?)
@@ -134,30 +162,37 @@ fn registered_model(
     }
 }
 
-/// `registered-models/search` (default order: name).
+/// `registered-models/search` (default order: name), filtered, ordered and paged in SQL; only the
+/// page's models are loaded.
 pub async fn search_registered_models(
     registry: &Registry,
     request: &SearchRequest,
 ) -> Result<Page<RegisteredModel>, Error> {
-    let (models, versions, aliases) = (
-        registry.mlflow_models(None).await?,
-        registry.mlflow_versions(None).await?,
-        registry.mlflow_aliases(None).await?,
-    );
-    let all = models
-        .iter()
-        .map(|m| registered_model(m, &versions, &aliases))
-        .collect();
-    search(
-        all,
+    let search = Search::parse(
         request,
         (
             filter::REGISTERED_MODEL_FILTER,
             filter::REGISTERED_MODEL_ORDER,
         ),
-        |a, b| a.name.cmp(&b.name),
         (100, 1000),
-    )
+    )?;
+    let (names, next_page_token) = sql::model_page(registry.pool(), &search).await?;
+    let (models, versions, aliases) = (
+        registry.mlflow_models(&names).await?,
+        registry.latest_versions(&names).await?,
+        registry.mlflow_aliases(&names).await?,
+    );
+    let mut models: HashMap<&str, &ModelRow> =
+        models.iter().map(|m| (m.name.as_str(), m)).collect();
+    let items = names
+        .iter()
+        .filter_map(|name| models.remove(name.as_str()))
+        .map(|m| registered_model(m, &versions, &aliases))
+        .collect();
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 /// `registered-models/get`.
@@ -170,12 +205,13 @@ pub async fn get_registered_model(
             name: name.to_owned(),
         });
     }
-    let models = registry.mlflow_models(Some(name)).await?;
+    let names = [name.to_owned()];
+    let models = registry.mlflow_models(&names).await?;
     let model = models.first().ok_or_else(|| Error::ModelNotFound {
         name: name.to_owned(),
     })?;
-    let versions = registry.mlflow_versions(Some(name)).await?;
-    let aliases = registry.mlflow_aliases(Some(name)).await?;
+    let versions = registry.latest_versions(&names).await?;
+    let aliases = registry.mlflow_aliases(&names).await?;
     Ok(registered_model(model, &versions, &aliases))
 }
 
@@ -193,38 +229,41 @@ pub async fn get_model_version(
         });
     }
     let v = registry.get(name, number).await?;
-    let aliases = registry.mlflow_aliases(Some(name)).await?;
+    let aliases = registry.mlflow_aliases(&[name.to_owned()]).await?;
     Ok(model_version(&v, &aliases))
 }
 
-/// `model-versions/search` (default order: name, then newest version first).
+/// `model-versions/search` (default order: name, then newest version first), filtered, ordered and
+/// paged in SQL; only the page's versions and their models' aliases are loaded.
 pub async fn search_model_versions(
     registry: &Registry,
     request: &SearchRequest,
 ) -> Result<Page<ModelVersion>, Error> {
-    let (versions, aliases) = (
-        registry.mlflow_versions(None).await?,
-        registry.mlflow_aliases(None).await?,
-    );
-    let all = versions
-        .iter()
-        .map(|v| model_version(v, &aliases))
-        .collect();
-    search(
-        all,
+    let search = Search::parse(
         request,
         (filter::MODEL_VERSION_FILTER, filter::MODEL_VERSION_ORDER),
-        |a, b| {
-            a.name.cmp(&b.name).then_with(|| {
-                let (x, y): (i64, i64) = (
-                    a.version.parse().unwrap_or(0),
-                    b.version.parse().unwrap_or(0),
-                );
-                y.cmp(&x)
-            })
-        },
         (10_000, 200_000),
-    )
+    )?;
+    let (keys, next_page_token) = sql::version_page(registry.pool(), &search).await?;
+    let (names, numbers): (Vec<String>, Vec<i32>) = keys.iter().cloned().unzip();
+    let versions = registry.versions_keyed(&names, &numbers).await?;
+    let mut models = names;
+    models.sort_unstable();
+    models.dedup();
+    let aliases = registry.mlflow_aliases(&models).await?;
+    let mut versions: HashMap<(&str, i32), &crate::ModelVersion> = versions
+        .iter()
+        .map(|v| ((v.model_name.as_str(), v.version.get()), v))
+        .collect();
+    let items = keys
+        .iter()
+        .filter_map(|(name, number)| versions.remove(&(name.as_str(), *number)))
+        .map(|v| model_version(v, &aliases))
+        .collect();
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 /// `registered-models/alias` (GET).
@@ -246,7 +285,7 @@ pub async fn model_version_by_alias(
             name: name.to_owned(),
             alias: alias.to_owned(),
         })?;
-    let aliases = registry.mlflow_aliases(Some(name)).await?;
+    let aliases = registry.mlflow_aliases(&[name.to_owned()]).await?;
     Ok(model_version(&v, &aliases))
 }
 
@@ -277,7 +316,7 @@ pub async fn set_alias(
         });
     }
     registry
-        .mlflow_models(Some(name))
+        .mlflow_models(&[name.to_owned()])
         .await?
         .first()
         .ok_or_else(|| Error::ModelNotFound {
@@ -310,7 +349,7 @@ pub async fn delete_alias(registry: &Registry, name: &str, alias: &str) -> Resul
         });
     }
     registry
-        .mlflow_models(Some(name))
+        .mlflow_models(&[name.to_owned()])
         .await?
         .first()
         .ok_or_else(|| Error::ModelNotFound {

@@ -1,13 +1,14 @@
 //! Runs in MLflow's shapes: each run with its params, tags and metric history; get, search, history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::filter::{self, SearchRequest, max_results, page_offset, paginate};
 use super::shapes::{Metric, Param, Run, RunData, RunInfo, RunInputs, Tag};
-use super::{Page, experiment_id, millis, search, tag};
+use super::sql;
+use super::{Page, Search, experiment_id, millis, tag};
 use crate::{Error, Registry, RunStatus};
 
 struct RunRow {
@@ -37,14 +38,27 @@ struct PairRow {
 }
 
 impl Registry {
-    /// Runs (all, or those of the given ids) with their params, tags and metric histories.
-    async fn mlflow_runs(&self, ids: Option<&[Uuid]>) -> Result<Vec<RunRecord>, Error> {
+    /// The names of the experiments with these MLflow ids. An id is a hash of its name computed here,
+    /// not in SQL, so every name is read and hashed; there are few.
+    async fn experiments_with_ids(&self, ids: &[String]) -> Result<Vec<String>, Error> {
+        let names = sqlx::query_scalar!(
+            r#"select distinct experiment as "experiment!" from registry.runs"#
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(names
+            .into_iter()
+            .filter(|name| ids.contains(&experiment_id(name)))
+            .collect())
+    }
+
+    /// The runs of the given ids with their params, tags and metric histories, newest first.
+    async fn mlflow_runs(&self, ids: &[Uuid]) -> Result<Vec<RunRecord>, Error> {
         let runs = sqlx::query_as!(
             RunRow,
             r#"select run_id, experiment, status as "status: RunStatus", started_at, ended_at,
                       parent_run_id, training_rows, training_data_sha256, code_version
-               from registry.runs where $1::uuid[] is null or run_id = any($1)
-               order by started_at desc"#,
+               from registry.runs where run_id = any($1) order by started_at desc"#,
             ids,
         )
         .fetch_all(self.pool())
@@ -188,7 +202,7 @@ fn run_uuid(run_id: &str) -> Result<Uuid, Error> {
 pub async fn get_run(registry: &Registry, run_id: &str) -> Result<Run, Error> {
     let id = run_uuid(run_id)?;
     registry
-        .mlflow_runs(Some(&[id]))
+        .mlflow_runs(&[id])
         .await?
         .first()
         .map(RunRecord::to_mlflow)
@@ -197,31 +211,40 @@ pub async fn get_run(registry: &Registry, run_id: &str) -> Result<Run, Error> {
         })
 }
 
-/// `runs/search` over the given experiments (all when empty; default order: newest first).
+/// `runs/search` over the given experiments (all when empty; default order: newest first), filtered,
+/// ordered and paged in SQL; only the page's runs are loaded.
 pub async fn search_runs(
     registry: &Registry,
     experiment_ids: &[String],
     request: &SearchRequest,
 ) -> Result<Page<Run>, Error> {
-    let runs = registry
-        .mlflow_runs(None)
-        .await?
-        .iter()
-        .map(RunRecord::to_mlflow)
-        .filter(|r| experiment_ids.is_empty() || experiment_ids.contains(&r.info.experiment_id))
-        .collect();
-    search(
-        runs,
+    let search = Search::parse(
         request,
         (filter::RUN_FILTER, filter::RUN_ORDER),
-        |a, b| {
-            b.info
-                .start_time
-                .cmp(&a.info.start_time)
-                .then_with(|| a.info.run_id.cmp(&b.info.run_id))
-        },
         (1000, 50_000),
-    )
+    )?;
+    let experiments = if experiment_ids.is_empty() {
+        None
+    } else {
+        Some(registry.experiments_with_ids(experiment_ids).await?)
+    };
+    let (ids, next_page_token) =
+        sql::run_page(registry.pool(), experiments.as_deref(), &search).await?;
+    let mut records: HashMap<Uuid, RunRecord> = registry
+        .mlflow_runs(&ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.row.run_id, r))
+        .collect();
+    let items = ids
+        .iter()
+        .filter_map(|id| records.remove(id))
+        .map(|r| r.to_mlflow())
+        .collect();
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 /// `metrics/get-history`: every logged value of `key`, by step (empty when the run never logged it).
@@ -232,7 +255,7 @@ pub async fn metric_history(
     request: &SearchRequest,
 ) -> Result<Page<Metric>, Error> {
     let id = run_uuid(run_id)?;
-    let records = registry.mlflow_runs(Some(&[id])).await?;
+    let records = registry.mlflow_runs(&[id]).await?;
     let record = records.first().ok_or_else(|| Error::RunIdNotFound {
         run_id: run_id.to_owned(),
     })?;

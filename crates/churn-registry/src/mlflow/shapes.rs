@@ -1,4 +1,5 @@
-//! MLflow's REST shapes (registered models, versions, experiments, runs, files) and their search fields.
+//! MLflow's REST shapes (registered models, versions, experiments, runs, files), and the search fields of
+//! experiments (the other searches run in SQL, `sql.rs`).
 
 use serde::Serialize;
 
@@ -146,82 +147,10 @@ pub struct FileInfo {
     pub file_size: Option<i64>,
 }
 
-impl Searchable for Run {
-    fn field(&self, field: &Field) -> Option<Value> {
-        match field {
-            Field::Attribute(a) => match a.as_str() {
-                "status" => Some(Value::Text(self.info.status.clone())),
-                "run_name" => Some(Value::Text(self.info.run_name.clone())),
-                "run_id" => Some(Value::Text(self.info.run_id.clone())),
-                "start_time" => Some(Value::Number(self.info.start_time as f64)),
-                "end_time" => self.info.end_time.map(|t| Value::Number(t as f64)),
-                _ => None,
-            },
-            Field::Metric(k) => self
-                .data
-                .metrics
-                .iter()
-                .find(|m| &m.key == k)
-                .map(|m| Value::Number(m.value)),
-            Field::Param(k) => self
-                .data
-                .params
-                .iter()
-                .find(|p| &p.key == k)
-                .map(|p| Value::Text(p.value.clone())),
-            Field::Tag(k) => find_tag(&self.data.tags, k),
-        }
-    }
-}
-
 fn find_tag(tags: &[Tag], key: &str) -> Option<Value> {
     tags.iter()
         .find(|t| t.key == key)
         .map(|t| Value::Text(t.value.clone()))
-}
-
-impl Searchable for RegisteredModel {
-    fn field(&self, field: &Field) -> Option<Value> {
-        match field {
-            Field::Attribute(a) => registry_attribute(
-                a,
-                &self.name,
-                self.creation_timestamp,
-                self.last_updated_timestamp,
-            ),
-            Field::Tag(k) => find_tag(&self.tags, k),
-            _ => None,
-        }
-    }
-}
-
-/// The attributes registered models and their versions share: the model's name and two timestamps.
-fn registry_attribute(attribute: &str, name: &str, created: i64, updated: i64) -> Option<Value> {
-    match attribute {
-        "name" => Some(Value::Text(name.to_owned())),
-        "creation_timestamp" => Some(Value::Number(created as f64)),
-        "timestamp" | "last_updated_timestamp" => Some(Value::Number(updated as f64)),
-        _ => None,
-    }
-}
-
-impl Searchable for ModelVersion {
-    fn field(&self, field: &Field) -> Option<Value> {
-        match field {
-            Field::Attribute(a) => match a.as_str() {
-                "run_id" => self.run_id.clone().map(Value::Text),
-                "version_number" => self.version.parse().ok().map(Value::Number),
-                _ => registry_attribute(
-                    a,
-                    &self.name,
-                    self.creation_timestamp,
-                    self.last_updated_timestamp,
-                ),
-            },
-            Field::Tag(k) => find_tag(&self.tags, k),
-            _ => None,
-        }
-    }
 }
 
 impl Searchable for Experiment {

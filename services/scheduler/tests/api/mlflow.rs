@@ -538,3 +538,61 @@ async fn the_mlflow_routes_match_their_openapi_document_on_a_populated_registry(
     )
     .await;
 }
+
+/// The searches over HTTP (filtered, ordered and paged in SQL): one result a page, then the next page.
+#[tokio::test(flavor = "multi_thread")]
+async fn searches_answer_filtered_ordered_pages() {
+    let db = TestDb::new().await;
+    let s3 = TestS3::start().await;
+    let v1 = register_champion(&db, &s3).await;
+    let v2 = register_second_version(&db, &s3).await;
+    let app = scheduler(&db, &s3).await;
+    let client = reqwest::Client::new();
+    let (run1, run2) = (v1.run_id.unwrap(), v2.run_id.unwrap());
+    let mut seen = Vec::new();
+    let mut token = Value::Null;
+    for _ in 0..3 {
+        let body = json!({
+            "experiment_ids": [churn_registry::mlflow::experiment_id(MODEL)],
+            "filter": "attributes.status = 'FINISHED' and tags.`churn.code_version` = 'test'",
+            "order_by": ["attributes.start_time ASC"],
+            "max_results": 1,
+            "page_token": token,
+        });
+        let post = reqwest::Method::POST;
+        let (status, page) =
+            mlflow_call(&client, &app, post, "/runs/search", None, Some(body)).await;
+        assert_eq!(status, 200, "{page}");
+        for run in page["runs"].as_array().unwrap() {
+            seen.push(run["info"]["run_id"].clone());
+        }
+        token = page["next_page_token"].clone();
+        if token.is_null() {
+            break;
+        }
+    }
+    assert_eq!(seen, [json!(run1.to_string()), json!(run2.to_string())]);
+
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let filter = encode(&format!(
+        "run_id IN ('{run2}', 'other') and name = '{MODEL}'"
+    ));
+    let path = format!("/model-versions/search?filter={filter}");
+    let (status, page) = mlflow_call(&client, &app, reqwest::Method::GET, &path, None, None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["model_versions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["model_versions"][0]["version"], v2.version.to_string());
+
+    let path = format!(
+        "/registered-models/search?filter={}&max_results=1",
+        encode("name LIKE 'churn%'")
+    );
+    let (status, page) = mlflow_call(&client, &app, reqwest::Method::GET, &path, None, None).await;
+    assert_eq!(
+        (status, &page["registered_models"][0]["name"]),
+        (200, &json!(MODEL))
+    );
+    assert!(page["next_page_token"].is_null(), "{page}");
+    app.stop().await;
+}
