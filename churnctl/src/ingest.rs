@@ -98,6 +98,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
         handle.store.clone(),
         IngestOptions {
             batch_rows: args.batch_rows,
+            ..IngestOptions::default()
         },
     );
     let summary = ingestor.ingest(&key).await?;

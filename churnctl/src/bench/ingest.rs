@@ -70,7 +70,10 @@ impl BenchDb {
         let ingestor = Ingestor::new(
             pool.clone(),
             store.store.clone(),
-            IngestOptions { batch_rows },
+            IngestOptions {
+                batch_rows,
+                ..IngestOptions::default()
+            },
         );
         Ok((pool, ingestor))
     }

@@ -277,6 +277,22 @@ pub struct IngestSettings {
     pub job: JobSettings,
     /// Rows per transaction and checkpoint (INGEST_BATCH_ROWS, default 10000).
     pub batch_rows: usize,
+    /// The longest line and record a file may have, in bytes (INGEST_MAX_LINE_BYTES,
+    /// INGEST_MAX_RECORD_BYTES, default 1 MiB each).
+    pub max_line_bytes: u64,
+    pub max_record_bytes: u64,
+    /// What a gzip file may inflate to, in bytes and per compressed byte (INGEST_MAX_INFLATED_BYTES,
+    /// default 16 GiB; INGEST_MAX_INFLATION_RATIO, default 100).
+    pub max_inflated_bytes: u64,
+    pub max_inflation_ratio: u64,
+    /// The most columns a header may have (INGEST_MAX_COLUMNS, default 1000).
+    pub max_columns: usize,
+    /// Files read at once by the webhook, `POST /ingest` and the ingest and score jobs together
+    /// (INGEST_WORKERS, default 2), each on one connection of the pool.
+    pub workers: usize,
+    /// Files the webhook queues for the workers (INGEST_QUEUE, default 64); the rest of a storm of
+    /// events is left in place for the polling jobs.
+    pub queue: usize,
     /// The shared secret MinIO's webhook sends in `Authorization` to `POST /events/s3`
     /// (S3_EVENT_SECRET, at least 16 characters; the route refuses every call when unset).
     pub event_secret: Option<Secret>,
@@ -297,6 +313,25 @@ impl IngestSettings {
         Ok(Self {
             job: JobSettings::from_env(env, "INGEST", every_minute(3600))?,
             batch_rows: env.number_in("INGEST_BATCH_ROWS", 10_000usize, 1..=1_000_000)?,
+            max_line_bytes: env.number_in("INGEST_MAX_LINE_BYTES", 1u64 << 20, 1024..=(1 << 30))?,
+            max_record_bytes: env.number_in(
+                "INGEST_MAX_RECORD_BYTES",
+                1u64 << 20,
+                1024..=(1 << 30),
+            )?,
+            max_inflated_bytes: env.number_in(
+                "INGEST_MAX_INFLATED_BYTES",
+                16u64 << 30,
+                1 << 20..=(1 << 50),
+            )?,
+            max_inflation_ratio: env.number_in(
+                "INGEST_MAX_INFLATION_RATIO",
+                100u64,
+                2..=100_000,
+            )?,
+            max_columns: env.number_in("INGEST_MAX_COLUMNS", 1_000usize, 33..=100_000)?,
+            workers: env.number_in("INGEST_WORKERS", 2usize, 1..=64)?,
+            queue: env.number_in("INGEST_QUEUE", 64usize, 0..=100_000)?,
             event_secret: env.secret("S3_EVENT_SECRET", MIN_TOKEN_LEN)?,
             score_job: JobSettings::from_env(env, "SCORE", every_minute(3600))?,
         })
@@ -342,8 +377,23 @@ impl SchedulerConfig {
                 ),
             ));
         }
+        let service = ServiceConfig::from_env(env, Self::PORT_VAR, SCHEDULER_PORT)?;
+        let ingest = IngestSettings::from_env(env)?;
+        // Each file worker holds a pooled connection while it reads: the jobs and the API need the rest.
+        let pool = service.common.database.max_connections as usize;
+        if ingest.workers >= pool {
+            return Err(ConfigError::invalid(
+                "INGEST_WORKERS",
+                &ingest.workers.to_string(),
+                format!(
+                    "it must be below DATABASE_MAX_CONNECTIONS ({pool}): each worker holds one pooled \
+                     connection while it reads a file; lower INGEST_WORKERS or raise \
+                     DATABASE_MAX_CONNECTIONS"
+                ),
+            ));
+        }
         Ok(Self {
-            service: ServiceConfig::from_env(env, Self::PORT_VAR, SCHEDULER_PORT)?,
+            service,
             seed_data: crate::seed::seed_data_path(env),
             bootstrap_budget: Duration::from_secs(env.number_in(
                 "BOOTSTRAP_TRAIN_BUDGET_SECS",
@@ -356,7 +406,7 @@ impl SchedulerConfig {
             metrics: crate::MetricsSettings::from_env(env)?,
             drift: crate::DriftSettings::from_env(env)?,
             retrain: crate::RetrainSettings::from_env(env)?,
-            ingest: IngestSettings::from_env(env)?,
+            ingest,
             replica: env
                 .get("HOSTNAME")
                 .unwrap_or_else(|| format!("scheduler-{}", std::process::id())),

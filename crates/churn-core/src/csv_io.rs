@@ -54,6 +54,12 @@ impl CustomerReader<BufReader<File>> {
 impl<R: Read> CustomerReader<R> {
     /// Reads the header and maps its columns to fields.
     pub fn new(reader: R) -> Result<Self, Error> {
+        Self::with_max_columns(reader, usize::MAX)
+    }
+
+    /// [`CustomerReader::new`], refusing a header of more than `max_columns` columns before mapping
+    /// them ([`Error::TooManyColumns`]).
+    pub fn with_max_columns(reader: R, max_columns: usize) -> Result<Self, Error> {
         // Records end at '\n' only: with csv's default CRLF terminator a '\r' ends the record and the
         // line counter lags one line behind on CRLF files. The '\r' left on the last field is whitespace,
         // which every value and header is trimmed of anyway.
@@ -68,6 +74,12 @@ impl<R: Read> CustomerReader<R> {
             .map_err(|source| Error::Csv { line: 1, source })?;
         if !has_header || header.iter().all(|h| h.iter().all(u8::is_ascii_whitespace)) {
             return Err(Error::Empty);
+        }
+        if header.len() > max_columns {
+            return Err(Error::TooManyColumns {
+                found: header.len(),
+                max: max_columns,
+            });
         }
 
         let mut columns: [Option<usize>; Field::ALL.len()] = [None; Field::ALL.len()];
@@ -221,7 +233,9 @@ impl<R: Read> Iterator for CustomerReader<R> {
             return None;
         }
         loop {
-            let line = self.inner.position().line() + 1;
+            // Where the next record starts (the reader stands at the start of the line after the last
+            // record): the line an error in it is reported at.
+            let line = self.inner.position().line();
             match self.inner.read_byte_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => {

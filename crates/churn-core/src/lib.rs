@@ -68,6 +68,8 @@ pub enum Error {
     },
     #[error("the header lacks required columns: {}", .0.join(", "))]
     MissingColumns(Vec<&'static str>),
+    #[error("the header has {found} columns, more than the limit of {max}")]
+    TooManyColumns { found: usize, max: usize },
     #[error(
         "line {line}: the row has {found} fields but the header has {expected} (truncated or misquoted row?)"
     )]

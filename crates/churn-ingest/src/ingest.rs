@@ -9,8 +9,10 @@ use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
+use crate::limits::ReadLimits;
 use crate::read::{self, Parsed};
 use crate::state;
+use crate::workers::WorkerPool;
 use crate::{Error, FAILED, LANDING, PROCESSED, QUARANTINE, name_under, quarantine};
 
 /// How files are read and written.
@@ -18,13 +20,18 @@ use crate::{Error, FAILED, LANDING, PROCESSED, QUARANTINE, name_under, quarantin
 pub struct IngestOptions {
     /// Rows per transaction (and per checkpoint).
     pub batch_rows: usize,
+    /// What a file may cost to read.
+    pub limits: ReadLimits,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
         // Large enough that per-transaction costs vanish, small enough that a batch is a few MB and a
         // crash redoes little.
-        Self { batch_rows: 10_000 }
+        Self {
+            batch_rows: 10_000,
+            limits: ReadLimits::default(),
+        }
     }
 }
 
@@ -69,6 +76,7 @@ pub struct Ingestor {
     pool: PgPool,
     store: Arc<dyn ObjectStore>,
     options: IngestOptions,
+    workers: WorkerPool,
 }
 
 impl Ingestor {
@@ -77,7 +85,25 @@ impl Ingestor {
             pool,
             store,
             options,
+            workers: WorkerPool::default(),
         }
+    }
+
+    /// The same ingestor reading files on `workers` (shared with the scorer and the webhook).
+    #[must_use]
+    pub fn with_workers(mut self, workers: WorkerPool) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// The workers this ingestor reads files on.
+    pub fn workers(&self) -> &WorkerPool {
+        &self.workers
+    }
+
+    /// The bounds this ingestor reads files within.
+    pub fn limits(&self) -> ReadLimits {
+        self.options.limits
     }
 
     /// Ingests every file under `landing/`, one after the other; a file's error does not stop the others.
@@ -99,8 +125,13 @@ impl Ingestor {
         Ok(results)
     }
 
-    /// Ingests the object at `key` (under `landing/`), exactly once whatever happens around it.
+    /// Ingests the object at `key` (under `landing/`), exactly once whatever happens around it, once one
+    /// of the workers is free.
     pub async fn ingest(&self, key: &str) -> Result<Summary, Error> {
+        self.workers.run(self.ingest_now(key)).await
+    }
+
+    async fn ingest_now(&self, key: &str) -> Result<Summary, Error> {
         let name = name_under(key, LANDING)?.to_owned();
         let path = Path::from(key);
         let (sha256, _size) = match read::hash(self.store.as_ref(), &path).await {
@@ -158,7 +189,7 @@ impl Ingestor {
         path: &Path,
         file: IngestedFile,
     ) -> Result<Summary, Error> {
-        let open = read::open(self.store.clone(), path).await?;
+        let open = read::open(self.store.clone(), path, self.options.limits).await?;
         let (tx, mut rx) = mpsc::channel(2);
         let skip = file.checkpoint_line as u64;
         let batch_rows = self.options.batch_rows.max(1);
@@ -167,10 +198,12 @@ impl Ingestor {
 
         let mut checkpoint = file.checkpoint_line;
         let mut ids = ulid::Generator::new();
-        // The batches go through a connection of this file's own, taken out of the pool: a run cut off
-        // mid-batch (a job timeout, a shutdown) drops it, closing it and rolling the batch back on the
-        // server, where a pooled one would go back to the pool halfway through a COPY.
-        let mut conn = self.pool.acquire().await?.detach();
+        // The batches go through one pooled connection that is closed, not returned, when it is dropped:
+        // a run cut off mid-batch (a job timeout, a shutdown) closes it and the server rolls the batch
+        // back, where a returned one would go back to the pool halfway through a COPY. It counts against
+        // the pool's size while held, so workers never take more connections than the pool has.
+        let mut conn = self.pool.acquire().await?;
+        conn.close_on_drop();
         let mut unusable = None;
         let mut data_rows = None;
         while let Some(message) = rx.recv().await {

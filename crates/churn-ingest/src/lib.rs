@@ -5,7 +5,9 @@
 //! written in batches (a known business `CustomerID` updates its customer, any other row is a new
 //! customer with `source = ingested`), invalid rows go with their line number and every error to
 //! `quarantine/<file>.errors.csv` and `ops.rejected_records`, and the file moves to `processed/` or to
-//! `failed/` beside a reason file. `ops.ingested_files` holds the summary.
+//! `failed/` beside a reason file. `ops.ingested_files` holds the summary. Every file is read within
+//! [`ReadLimits`] (line and record length, gzip inflation, columns): a file that breaks one fails with
+//! the limit named, having cost no more memory than the limit.
 //!
 //! # Exactly once
 //! Delivery is at least once (a webhook retried, a poll racing an event, a crash mid-file), so the effect
@@ -20,13 +22,17 @@
 
 pub mod event;
 mod ingest;
+mod limits;
 mod quarantine;
 mod read;
 pub mod score;
 mod state;
+mod workers;
 
 pub use ingest::{IngestOptions, Ingestor, Outcome, Summary};
+pub use limits::{LimitExceeded, RATIO_CHECK_AFTER, ReadLimits};
 pub use score::{ScoreOutcome, ScoreSummary, Scorer};
+pub use workers::WorkerPool;
 
 /// Where landed files wait, and where they go.
 pub const LANDING: &str = "landing/";

@@ -1,4 +1,5 @@
-//! Streaming a landed object: its SHA-256 in one pass, then its rows in batches from a parsing thread.
+//! Streaming a landed object: its SHA-256 in one pass, then its rows in batches from a parsing thread,
+//! within the file's [`ReadLimits`].
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::Error;
+use crate::limits::{Bounded, Consumed, LimitExceeded, ReadLimits, RecordMeter};
 
 /// A valid row.
 #[derive(Debug)]
@@ -71,12 +73,22 @@ pub(crate) async fn hash(store: &dyn ObjectStore, path: &Path) -> Result<(String
     Ok((hex::encode(hasher.finalize()), size))
 }
 
-/// A blocking reader of the object's bytes, decompressed when they start with gzip's magic number.
-/// Must be called inside the runtime (the bridge keeps its handle); read it on a blocking thread.
+/// An object's bytes as the parser reads them: inflated when gzip, within the limits.
+pub(crate) struct Source {
+    reader: Box<dyn Read + Send>,
+    /// Reset by the parser at each record, so the record bound counts one record's bytes.
+    meter: RecordMeter,
+    max_columns: usize,
+}
+
+/// A blocking reader of the object's bytes, decompressed when they start with gzip's magic number and
+/// bounded by `limits`. Must be called inside the runtime (the bridge keeps its handle); read it on a
+/// blocking thread.
 pub(crate) async fn open(
     store: Arc<dyn ObjectStore>,
     path: &Path,
-) -> Result<impl FnOnce() -> std::io::Result<Box<dyn Read + Send>> + use<>, Error> {
+    limits: ReadLimits,
+) -> Result<impl FnOnce() -> std::io::Result<Source> + use<>, Error> {
     let stream = store
         .get(path)
         .await?
@@ -86,13 +98,25 @@ pub(crate) async fn open(
     Ok(move || {
         let mut buffered = BufReader::with_capacity(1 << 16, bridge);
         let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-        Ok(if gzip {
+        let meter = RecordMeter::default();
+        // The bounds sit under the parser's buffers: a line or record is refused before it is held.
+        let reader = if gzip {
+            let (consumed, compressed) = Consumed::new(buffered);
+            let inflated = flate2::bufread::MultiGzDecoder::new(consumed);
             Box::new(BufReader::with_capacity(
                 1 << 16,
-                flate2::read::MultiGzDecoder::new(buffered),
+                Bounded::new(inflated, limits, Some(compressed), meter.clone()),
             )) as Box<dyn Read + Send>
         } else {
-            Box::new(buffered)
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                Bounded::new(buffered, limits, None, meter.clone()),
+            ))
+        };
+        Ok(Source {
+            reader,
+            meter,
+            max_columns: limits.max_columns,
         })
     })
 }
@@ -107,6 +131,24 @@ fn is_corrupt(error: &std::io::Error) -> bool {
     )
 }
 
+/// What a CSV read error at `line` means for the file: a bound it broke, broken bytes, or a store that
+/// went away.
+fn read_error(line: u64, source: &csv::Error) -> Parsed {
+    match source.kind() {
+        csv::ErrorKind::Io(io) => match LimitExceeded::in_io(io) {
+            Some(limit) => Parsed::Unusable(format!("stopped at line {line}: {limit}")),
+            None if is_corrupt(io) => {
+                Parsed::Unusable(format!("unreadable at line {line}: {source}"))
+            }
+            None => Parsed::Interrupted {
+                line,
+                reason: io.to_string(),
+            },
+        },
+        _ => Parsed::Unusable(format!("unreadable at line {line}: {source}")),
+    }
+}
+
 /// Why a file's header makes it unusable, in words for the reason file.
 fn header_reason(error: churn_core::Error) -> Parsed {
     use churn_core::Error as E;
@@ -115,16 +157,10 @@ fn header_reason(error: churn_core::Error) -> Parsed {
             "not a CSV text file (binary data or another encoding): {error}"
         )),
         E::Empty => Parsed::Unusable(error.to_string()),
-        E::MissingColumns(_) | E::DuplicateColumn { .. } => {
+        E::MissingColumns(_) | E::DuplicateColumn { .. } | E::TooManyColumns { .. } => {
             Parsed::Unusable(format!("wrong header: {error}"))
         }
-        E::Csv { line, source } => match source.kind() {
-            csv::ErrorKind::Io(io) if !is_corrupt(io) => Parsed::Interrupted {
-                line,
-                reason: io.to_string(),
-            },
-            _ => Parsed::Unusable(format!("unreadable at line {line}: {source}")),
-        },
+        E::Csv { line, source } => read_error(line, &source),
         other => Parsed::Unusable(other.to_string()),
     }
 }
@@ -145,15 +181,19 @@ fn raw_text(record: &csv::ByteRecord) -> String {
 /// Reads rows after line `skip_through` and sends them in batches of `batch_rows` (valid and rejected
 /// together). Runs on a blocking thread; stops quietly when the receiver is gone.
 pub(crate) fn parse(
-    reader: std::io::Result<Box<dyn Read + Send>>,
+    source: std::io::Result<Source>,
     skip_through: u64,
     batch_rows: usize,
     keep_raw: bool,
     tx: &mpsc::Sender<Parsed>,
 ) {
     let send = |message| tx.blocking_send(message).is_ok();
-    let reader = match reader {
-        Ok(reader) => reader,
+    let Source {
+        reader,
+        meter,
+        max_columns,
+    } = match source {
+        Ok(source) => source,
         Err(e) if is_corrupt(&e) => {
             send(Parsed::Unusable(format!("not readable: {e}")));
             return;
@@ -166,13 +206,14 @@ pub(crate) fn parse(
             return;
         }
     };
-    let mut rows = match CustomerReader::new(reader) {
+    let mut rows = match CustomerReader::with_max_columns(reader, max_columns) {
         Ok(rows) => rows,
         Err(e) => {
             send(header_reason(e));
             return;
         }
     };
+    meter.record_ended();
     if keep_raw && !send(Parsed::Header(rows.header().clone())) {
         return;
     }
@@ -180,6 +221,7 @@ pub(crate) fn parse(
     let mut data_rows = 0u64;
     // `while let` rather than `for`: the loop body reads the reader's last record.
     while let Some(item) = rows.next() {
+        meter.record_ended();
         data_rows += 1;
         let (line, outcome) = match item {
             Ok(row) => (row.line, Ok(row)),
@@ -197,14 +239,7 @@ pub(crate) fn parse(
                 )]),
             ),
             Err(churn_core::Error::Csv { line, source }) => {
-                let message = match source.kind() {
-                    csv::ErrorKind::Io(io) if !is_corrupt(io) => Parsed::Interrupted {
-                        line,
-                        reason: io.to_string(),
-                    },
-                    _ => Parsed::Unusable(format!("unreadable at line {line}: {source}")),
-                };
-                send(message);
+                send(read_error(line, &source));
                 return;
             }
             Err(other) => {

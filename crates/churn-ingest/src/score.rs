@@ -16,7 +16,10 @@ use sqlx::PgPool;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::Ingestor;
+use crate::limits::ReadLimits;
 use crate::read::{self, Parsed};
+use crate::workers::WorkerPool;
 use crate::{Error, FAILED, QUARANTINE, SCORE, SCORED, name_under, quarantine};
 
 /// Columns appended to each scored row.
@@ -61,6 +64,8 @@ pub struct Scorer {
     store: Arc<dyn ObjectStore>,
     classifier: ClassifierClient,
     batch_rows: usize,
+    limits: ReadLimits,
+    workers: WorkerPool,
 }
 
 /// Rows per request to the classifier: big enough to amortize the round trip, within its batch limit.
@@ -73,7 +78,18 @@ impl Scorer {
             store,
             classifier,
             batch_rows: SCORE_BATCH_ROWS,
+            limits: ReadLimits::default(),
+            workers: WorkerPool::default(),
         }
+    }
+
+    /// The same scorer reading files as `ingestor` does: within its limits, on its workers (one bound
+    /// for every file the service reads).
+    #[must_use]
+    pub fn reading_like(mut self, ingestor: &Ingestor) -> Self {
+        self.limits = ingestor.limits();
+        self.workers = ingestor.workers().clone();
+        self
     }
 
     /// Scores every file under `score/` that the served model version has not scored yet.
@@ -95,8 +111,13 @@ impl Scorer {
         Ok(results)
     }
 
-    /// Scores the object at `key` (under `score/`) unless the served version scored its bytes before.
+    /// Scores the object at `key` (under `score/`) unless the served version scored its bytes before,
+    /// once one of the workers is free.
     pub async fn score(&self, key: &str) -> Result<ScoreSummary, Error> {
+        self.workers.run(self.score_now(key)).await
+    }
+
+    async fn score_now(&self, key: &str) -> Result<ScoreSummary, Error> {
         let name = name_under(key, SCORE)?.to_owned();
         let path = Path::from(key);
         let output_key = format!("{SCORED}{name}");
@@ -118,7 +139,7 @@ impl Scorer {
             });
         }
 
-        let open = read::open(self.store.clone(), &path).await?;
+        let open = read::open(self.store.clone(), &path, self.limits).await?;
         let (tx, mut rx) = mpsc::channel(2);
         let batch_rows = self.batch_rows;
         let parser =

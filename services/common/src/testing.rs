@@ -212,6 +212,35 @@ pub async fn check_swagger_ui(app: &TestService) {
     assert!(js.contains("/openapi.json"), "{js}");
 }
 
+/// Sends the head of a POST announcing a large body to `address` (`http://127.0.0.1:PORT`), and none of
+/// the body; returns the status line of the answer and how long it took. A route that checks its caller
+/// before reading the body answers at once; one that reads first waits for the body that never comes.
+pub async fn post_head_only(
+    address: &str,
+    path: &str,
+    extra_header: &str,
+) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: 1900000\r\n{extra_header}\r\n"
+    );
+    let started = std::time::Instant::now();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("an answer before the body was sent")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    (
+        text.lines().next().unwrap_or_default().to_owned(),
+        started.elapsed(),
+    )
+}
+
 /// An already-built service running in this process (for tests that start several services on one
 /// database and object store).
 #[derive(Debug)]

@@ -184,6 +184,17 @@ fn monitoring_jobs(
     ))
 }
 
+/// What a landed or scored file may cost to read.
+fn read_limits(settings: &churn_config::IngestSettings) -> churn_ingest::ReadLimits {
+    churn_ingest::ReadLimits {
+        max_line_bytes: settings.max_line_bytes,
+        max_record_bytes: settings.max_record_bytes,
+        max_inflated_bytes: settings.max_inflated_bytes,
+        max_inflation_ratio: settings.max_inflation_ratio,
+        max_columns: settings.max_columns,
+    }
+}
+
 /// The ingestion jobs: `ingest` polls `landing/`, `score` polls `score/`; the webhook and `POST /ingest`
 /// share their ingestor and scorer.
 fn ingest_jobs(
@@ -197,8 +208,13 @@ fn ingest_jobs(
         infra.objects.store.clone(),
         churn_ingest::IngestOptions {
             batch_rows: settings.batch_rows,
+            limits: read_limits(settings),
         },
-    );
+    )
+    .with_workers(churn_ingest::WorkerPool::new(
+        settings.workers,
+        settings.queue,
+    ));
     let classifier = churn_api::ClassifierClient::new(
         config.service.common.classifier_url.0.clone(),
         config
@@ -208,7 +224,8 @@ fn ingest_jobs(
         Duration::from_secs(60),
     );
     let scorer =
-        churn_ingest::Scorer::new(infra.pool.clone(), infra.objects.store.clone(), classifier);
+        churn_ingest::Scorer::new(infra.pool.clone(), infra.objects.store.clone(), classifier)
+            .reading_like(&ingestor);
     (
         vec![
             (

@@ -5,48 +5,29 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use churn_service::testing::{TestService, check_swagger_ui, schemathesis};
+use churn_service::testing::{check_swagger_ui, post_head_only, schemathesis};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::{ADMIN_TOKEN, register_champion, spawn_app, spawn_with_champion, wait_for_version};
 
 const KEY: &str = "predict-key-0123456789abcdef";
 
-/// Sends the head of a POST announcing a large body, and none of the body; returns the status line of
-/// the answer and how long it took.
-async fn post_head_only(app: &TestService, path: &str, extra_header: &str) -> (String, Duration) {
-    let address = app.address.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
-         content-length: 1900000\r\n{extra_header}\r\n"
-    );
-    let started = Instant::now();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 2048];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
-        .await
-        .expect("an answer before the body was sent")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-    (
-        text.lines().next().unwrap_or_default().to_owned(),
-        started.elapsed(),
-    )
-}
-
 #[tokio::test]
 async fn an_unauthenticated_large_body_is_refused_before_it_is_read() {
     let app = spawn_app(&[("PREDICT_API_KEY", KEY)]).await;
     for path in ["/predict", "/predict/batch"] {
-        let (status, took) = post_head_only(&app, path, "").await;
+        let (status, took) = post_head_only(&app.address, path, "").await;
         assert!(status.contains("401"), "{path}: {status}");
         assert!(took < Duration::from_secs(2), "{took:?}");
     }
-    let (status, _) =
-        post_head_only(&app, "/admin/reload", "authorization: Bearer wrong\r\n").await;
+    let (status, _) = post_head_only(
+        &app.address,
+        "/admin/reload",
+        "authorization: Bearer wrong\r\n",
+    )
+    .await;
     assert!(status.contains("403"), "{status}");
 }
 

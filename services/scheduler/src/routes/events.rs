@@ -1,8 +1,10 @@
 //! `POST /events/s3`: MinIO's bucket notifications, which start ingestion (`landing/`) and scoring
 //! (`score/`) in the background.
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use churn_config::Secret;
 use churn_service::{ApiError, ApiJson, auth};
 use serde_json::{Value, json};
@@ -13,17 +15,38 @@ use super::Error;
 use super::ingest::store_key;
 use crate::AppState;
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(s3_event))
+/// `POST /events/s3`, behind the secret's layer: a caller without the secret is refused before a byte
+/// of its body is read.
+pub(super) fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(s3_event))
+        .route_layer(middleware::from_fn_with_state(
+            state.event_secret.clone(),
+            require_event_secret,
+        ))
+}
+
+/// Route layer: the webhook's shared secret.
+async fn require_event_secret(
+    State(secret): State<Option<Secret>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match check_secret(secret.as_ref(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `POST /events/s3`: MinIO's bucket notification. Created objects under `landing/` are ingested and
-/// under `score/` scored, in the background (202 at once); a redelivered event changes nothing. The
+/// under `score/` scored, in the background (202 at once) on the shared file workers; objects beyond
+/// their queue (INGEST_QUEUE) are `deferred`: left in place for the polling jobs. A redelivered event
+/// changes nothing. The
 /// shared secret (S3_EVENT_SECRET) comes in `Authorization`, as MinIO's webhook `auth_token` sends it.
 #[utoipa::path(post, path = "/events/s3", tag = "ingest",
     request_body(content = Object, description = "MinIO's event JSON (Records[].s3.bucket.name, Records[].s3.object.key)"),
     responses(
-        (status = 202, description = "The objects taken, and those ignored (other buckets or prefixes)", content_type = "application/json"),
+        (status = 202, description = "The objects taken, those deferred to the polling jobs (the queue was full), and those ignored (other buckets or prefixes)", content_type = "application/json"),
         (status = 400, description = "Not an S3 event body", body = churn_service::ErrorBody),
         (status = 401, description = "No secret, or a wrong one", body = churn_service::ErrorBody),
         (status = 403, description = "S3_EVENT_SECRET is not set: the webhook is disabled", body = churn_service::ErrorBody),
@@ -31,15 +54,17 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         (status = 413, description = "Body too large", body = churn_service::ErrorBody)))]
 async fn s3_event(
     State(state): State<AppState>,
-    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, ApiJson<Value>), Error> {
-    check_secret(state.event_secret.as_ref(), &headers)?;
     let objects = churn_ingest::event::created_objects(&body)?;
-    let (accepted, ignored) = dispatch(&state, objects);
+    let Dispatched {
+        accepted,
+        deferred,
+        ignored,
+    } = dispatch(&state, objects);
     Ok((
         StatusCode::ACCEPTED,
-        ApiJson(json!({ "accepted": accepted, "ignored": ignored })),
+        ApiJson(json!({ "accepted": accepted, "deferred": deferred, "ignored": ignored })),
     ))
 }
 
@@ -65,47 +90,62 @@ fn check_secret(secret: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiE
     }
 }
 
-/// Starts ingesting or scoring each created object of this store in the background; returns the keys
-/// taken and the objects ignored (other buckets or prefixes).
-fn dispatch(
-    state: &AppState,
-    objects: Vec<churn_ingest::event::CreatedObject>,
-) -> (Vec<String>, Vec<String>) {
-    let mut accepted = Vec::new();
-    let mut ignored = Vec::new();
+/// Starts ingesting or scoring each created object of this store in the background, as far as the
+/// workers' queue has room; returns the keys taken, those deferred (the queue was full: they stay where
+/// they landed, for the polling jobs) and the objects ignored (other buckets or prefixes).
+fn dispatch(state: &AppState, objects: Vec<churn_ingest::event::CreatedObject>) -> Dispatched {
+    let mut out = Dispatched::default();
     for object in objects {
         let key = store_key(state, &format!("s3://{}/{}", object.bucket, object.key));
-        match key {
-            Some(key) if key.starts_with(churn_ingest::LANDING) => {
-                let ingestor = state.ingestor.clone();
-                accepted.push(key.clone());
-                tokio::spawn(async move {
-                    match ingestor.ingest(&key).await {
-                        Ok(summary) => {
-                            tracing::info!(key, outcome = ?summary.outcome, rows = summary.rows_in, "ingested on an S3 event")
-                        }
-                        Err(e) => {
-                            tracing::warn!(key, error = %e, "ingestion on an S3 event stopped; the ingest job will retry")
-                        }
+        let Some(key) = key
+            .filter(|k| k.starts_with(churn_ingest::LANDING) || k.starts_with(churn_ingest::SCORE))
+        else {
+            out.ignored
+                .push(format!("{}/{}", object.bucket, object.key));
+            continue;
+        };
+        // The ingestor and the scorer share one pool of workers, and so one queue.
+        let Some(place) = state.ingestor.workers().try_queue() else {
+            metrics::counter!("ingest_events_deferred_total").increment(1);
+            out.deferred.push(key);
+            continue;
+        };
+        out.accepted.push(key.clone());
+        if key.starts_with(churn_ingest::LANDING) {
+            let ingestor = state.ingestor.clone();
+            tokio::spawn(async move {
+                match ingestor.ingest(&key).await {
+                    Ok(summary) => {
+                        tracing::info!(key, outcome = ?summary.outcome, rows = summary.rows_in, "ingested on an S3 event")
                     }
-                });
-            }
-            Some(key) if key.starts_with(churn_ingest::SCORE) => {
-                let scorer = state.scorer.clone();
-                accepted.push(key.clone());
-                tokio::spawn(async move {
-                    match scorer.score(&key).await {
-                        Ok(summary) => {
-                            tracing::info!(key, outcome = ?summary.outcome, rows = summary.rows_in, "scored on an S3 event")
-                        }
-                        Err(e) => {
-                            tracing::warn!(key, error = %e, "scoring on an S3 event stopped; the score job will retry")
-                        }
+                    Err(e) => {
+                        tracing::warn!(key, error = %e, "ingestion on an S3 event stopped; the ingest job will retry")
                     }
-                });
-            }
-            _ => ignored.push(format!("{}/{}", object.bucket, object.key)),
+                }
+                drop(place);
+            });
+        } else {
+            let scorer = state.scorer.clone();
+            tokio::spawn(async move {
+                match scorer.score(&key).await {
+                    Ok(summary) => {
+                        tracing::info!(key, outcome = ?summary.outcome, rows = summary.rows_in, "scored on an S3 event")
+                    }
+                    Err(e) => {
+                        tracing::warn!(key, error = %e, "scoring on an S3 event stopped; the score job will retry")
+                    }
+                }
+                drop(place);
+            });
         }
     }
-    (accepted, ignored)
+    out
+}
+
+/// What became of an event's objects.
+#[derive(Debug, Default)]
+struct Dispatched {
+    accepted: Vec<String>,
+    deferred: Vec<String>,
+    ignored: Vec<String>,
 }

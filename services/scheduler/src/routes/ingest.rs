@@ -66,11 +66,14 @@ async fn ingest(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<IngestRequest>,
 ) -> Result<ApiJson<churn_ingest::Summary>, Error> {
+    // The store's own location (a bucket, or a directory of this machine) is not echoed back.
     let key = store_key(&state, &request.key).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "{} is not in this scheduler's object store {}",
-            request.key, state.infra.objects.url
+            "{:?} is not in this scheduler's object store: give landing/NAME, or s3://BUCKET/landing/NAME \
+             of the scheduler's own bucket",
+            request.key
         ))
+        .with_details(serde_json::json!({ "field": "key", "value": request.key }))
     })?;
     Ok(ApiJson(state.ingestor.ingest(&key).await?))
 }

@@ -40,7 +40,7 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(jobs::router(state))
         .merge(runs::router())
         .merge(ingest::router(state))
-        .merge(events::router())
+        .merge(events::router(state))
         .merge(dbt_docs::router())
         .merge(health::router())
         .merge(crate::mlflow::routes(state))

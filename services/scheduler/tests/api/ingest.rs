@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use churn_service::testing::TEST_ADMIN_TOKEN;
+use churn_service::testing::{TEST_ADMIN_TOKEN, post_head_only};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde_json::json;
@@ -11,6 +11,17 @@ use serde_json::json;
 use crate::stack::{Stack, wait_until};
 
 const EVENT_SECRET: &str = "minio-webhook-secret-0123456789";
+
+/// Waits until at least `n` landed files are processed.
+async fn wait_for_processed(stack: &Stack, n: i64, limit: Duration) {
+    wait_until(limit, || async {
+        stack
+            .count("select count(*) from ops.ingested_files where status = 'processed'")
+            .await
+            >= n
+    })
+    .await;
+}
 
 /// The seed file's header and rows `from..to`, as CSV text.
 fn seed_csv(from: usize, to: usize) -> String {
@@ -82,6 +93,12 @@ async fn the_webhook_and_the_polling_job_ingest_landed_files_once() {
     };
 
     assert_eq!(post_event(None).await.unwrap().status(), 401);
+    // Refused before the body is read: a caller without the secret cannot make the scheduler hold one.
+    for header in ["", "authorization: not-the-secret-at-all\r\n"] {
+        let (status, took) = post_head_only(&app.address, "/events/s3", header).await;
+        assert!(status.contains("401"), "{header:?}: {status}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
     assert_eq!(
         post_event(Some("not-the-secret-at-all"))
             .await
@@ -99,13 +116,7 @@ async fn the_webhook_and_the_polling_job_ingest_landed_files_once() {
     assert_eq!(accepted.status(), 202);
     let body: serde_json::Value = accepted.json().await.unwrap();
     assert_eq!(body["accepted"], json!(["landing/hooked file.csv"]));
-    wait_until(Duration::from_secs(10), || async {
-        stack
-            .count("select count(*) from ops.ingested_files where status = 'processed'")
-            .await
-            == 1
-    })
-    .await;
+    wait_for_processed(&stack, 1, Duration::from_secs(10)).await;
     assert_eq!(
         stack
             .count("select count(*) from churn.customers where source = 'ingested'")
@@ -162,6 +173,19 @@ async fn the_webhook_and_the_polling_job_ingest_landed_files_once() {
         .unwrap();
     assert_eq!(summary["outcome"], "processed", "{summary}");
     assert_eq!(summary["rows_inserted"], 5);
+    // A key of another bucket: refused naming the key, never the store's own location.
+    let elsewhere = stack
+        .client
+        .post(app.url("/ingest"))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .json(&json!({"key": "s3://another-bucket/landing/direct.csv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 400);
+    let body = elsewhere.text().await.unwrap();
+    assert!(body.contains("another-bucket"), "{body}");
+    assert!(!body.contains(&stack.s3.bucket), "{body}");
     app.stop().await;
 }
 
@@ -261,6 +285,105 @@ async fn a_file_under_score_is_scored_as_predict_scores_it_and_only_once() {
     assert_eq!(
         stack.count("select count(*) from ops.scored_files").await,
         1
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_events_at_once_stay_within_the_pool_and_ingest_every_file_exactly_once() {
+    let stack = Stack::start().await;
+    // The scheduler's connections carry a name of their own, so they can be counted apart from the
+    // test's.
+    let url = format!("{}?application_name=scheduler-under-test", stack.db.url);
+    let app = stack
+        .scheduler(&[
+            ("S3_EVENT_SECRET", EVENT_SECRET),
+            ("INGEST_SCHEDULE", "manual"),
+            ("SCORE_SCHEDULE", "manual"),
+            ("GENERATE_ENABLED", "false"),
+            ("DATABASE_URL", &url),
+            ("DATABASE_MAX_CONNECTIONS", "4"),
+            ("INGEST_QUEUE", "50"),
+        ])
+        .await;
+    let store = stack.s3.open().store;
+    let keys: Vec<String> = (0..200)
+        .map(|i| format!("landing/storm-{i:03}.csv"))
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        put(store.as_ref(), key, seed_csv(i * 5, i * 5 + 5)).await;
+    }
+
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (pool, most, done) = (stack.db.pool.clone(), most.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let n: i64 = sqlx::query_scalar(
+                    "select count(*) from pg_stat_activity where application_name = 'scheduler-under-test'",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                most.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let mut requests = tokio::task::JoinSet::new();
+    for key in &keys {
+        let request = stack
+            .client
+            .post(app.url("/events/s3"))
+            .header("authorization", EVENT_SECRET)
+            .json(&minio_event(&stack.s3.bucket, key));
+        requests.spawn(request.send());
+    }
+    let answers = requests.join_all().await;
+    let (mut accepted, mut deferred) = (0, 0);
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 202);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        accepted += body["accepted"].as_array().unwrap().len();
+        deferred += body["deferred"].as_array().unwrap().len();
+    }
+    assert_eq!(accepted + deferred, 200);
+    assert!(deferred > 0, "a queue of 50 took all 200 events");
+    wait_for_processed(&stack, accepted as i64, Duration::from_secs(60)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.await.unwrap();
+    let most = most.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(most <= 4, "{most} connections with a pool of 4");
+    assert!(
+        most >= 1,
+        "the sampler never saw the scheduler's connections"
+    );
+
+    // What the webhook deferred is still in landing/, for the polling job. (A job run also holds its
+    // lock on a connection of its own, outside the pool: that is why the storm is measured before it.)
+    let run = stack.run_job(&app, "ingest").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    wait_for_processed(&stack, 200, Duration::from_secs(60)).await;
+    assert_eq!(
+        stack.count("select count(*) from ops.ingested_files").await,
+        200
+    );
+    // Every row once: inserted or rejected, and each inserted row is one customer.
+    assert_eq!(
+        stack
+            .count("select sum(rows_total)::int8 from ops.ingested_files")
+            .await,
+        1000
+    );
+    assert_eq!(
+        stack
+            .count("select count(*) from churn.customers where source = 'ingested'")
+            .await,
+        stack
+            .count("select sum(rows_inserted)::int8 from ops.ingested_files")
+            .await
     );
     app.stop().await;
 }

@@ -2,6 +2,8 @@
 //! customers, duplicates, interrupted runs and unusable files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod limits;
+
 use std::io::Write;
 use std::sync::Arc;
 
@@ -59,7 +61,14 @@ impl Fixture {
         let db = TestDb::new().await;
         let s3 = TestS3::start().await;
         let store = s3.open().store;
-        let ingestor = Ingestor::new(db.pool.clone(), store.clone(), IngestOptions { batch_rows });
+        let ingestor = Ingestor::new(
+            db.pool.clone(),
+            store.clone(),
+            IngestOptions {
+                batch_rows,
+                ..IngestOptions::default()
+            },
+        );
         Fixture {
             db,
             _s3: s3,
