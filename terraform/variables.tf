@@ -70,6 +70,14 @@ variable "allowed_source_ranges" {
     condition     = alltrue([for r in var.allowed_source_ranges : !contains(["0.0.0.0/0", "::/0"], r) && !endswith(r, "/0")])
     error_message = "allowed_source_ranges must not contain a /0 range: that would open the VM to the whole internet."
   }
+
+  # A range wider than a /8 (IPv4) or a /32 (IPv6) is a large share of the internet, not somebody's network.
+  validation {
+    condition = alltrue([for r in var.allowed_source_ranges :
+      can(cidrhost(r, 0)) ? tonumber(split("/", r)[1]) >= (strcontains(r, ":") ? 32 : 8) : true
+    ])
+    error_message = "every entry of allowed_source_ranges must be a /8 or narrower (IPv6: /32 or narrower), e.g. 203.0.113.0/24."
+  }
 }
 
 variable "ssh_user" {
@@ -99,12 +107,12 @@ variable "repository_url" {
 }
 
 variable "repository_ref" {
-  description = "The tag or commit the VM checks out (pinned: a branch would change under you)."
+  description = "The commit the VM checks out, as its full 40-digit hash (a branch or a tag can move under you)."
   type        = string
 
   validation {
-    condition     = length(var.repository_ref) > 0 && !contains(["main", "master", "HEAD"], var.repository_ref)
-    error_message = "repository_ref must be a tag or a commit, not a moving branch."
+    condition     = can(regex("^[0-9a-f]{40}$", var.repository_ref))
+    error_message = "repository_ref must be a full commit hash (40 lower-case hex digits, e.g. from git rev-parse HEAD): a branch or a tag can move."
   }
 }
 

@@ -41,8 +41,8 @@ async fn require_event_secret(
 /// `POST /events/s3`: MinIO's bucket notification. Created objects under `landing/` are ingested and
 /// under `score/` scored, in the background (202 at once) on the shared file workers; objects beyond
 /// their queue (INGEST_QUEUE) are `deferred`: left in place for the polling jobs. A redelivered event
-/// changes nothing. The
-/// shared secret (S3_EVENT_SECRET) comes in `Authorization`, as MinIO's webhook `auth_token` sends it.
+/// changes nothing. The shared secret (S3_EVENT_SECRET) comes in `Authorization`, as MinIO's webhook
+/// `auth_token` sends it.
 #[utoipa::path(post, path = "/events/s3", tag = "ingest",
     request_body(content = Object, description = "MinIO's event JSON (Records[].s3.bucket.name, Records[].s3.object.key)"),
     responses(
