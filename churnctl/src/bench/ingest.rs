@@ -116,19 +116,20 @@ fn copy_payload(file: &Path, out: &Path) -> anyhow::Result<()> {
     let reader = churn_core::CustomerReader::open(file)?;
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
     let mut ids = ulid::Generator::new();
-    let mut chunk: Vec<(churn_core::CsvRow, uuid::Uuid)> = Vec::with_capacity(10_000);
-    let mut flush = |chunk: &mut Vec<(churn_core::CsvRow, uuid::Uuid)>| -> anyhow::Result<()> {
-        let rows: Vec<(uuid::Uuid, &churn_core::Customer, Option<&str>)> = chunk
-            .iter()
-            .map(|(r, id)| (*id, &r.customer, r.customer_id.as_deref()))
-            .collect();
-        writer.write_all(&churn_store::warehouse::customer_rows(
-            churn_store::warehouse::Source::Ingested,
-            &rows,
-        ))?;
-        chunk.clear();
-        Ok(())
-    };
+    let mut chunk: Vec<(churn_core::CsvRow, churn_core::CustomerId)> = Vec::with_capacity(10_000);
+    let mut flush =
+        |chunk: &mut Vec<(churn_core::CsvRow, churn_core::CustomerId)>| -> anyhow::Result<()> {
+            let rows: Vec<(churn_core::CustomerId, &churn_core::Customer, Option<&str>)> = chunk
+                .iter()
+                .map(|(r, id)| (*id, &r.customer, r.customer_id.as_deref()))
+                .collect();
+            writer.write_all(&churn_store::warehouse::customer_rows(
+                churn_store::warehouse::Source::Ingested,
+                &rows,
+            ))?;
+            chunk.clear();
+            Ok(())
+        };
     for row in reader {
         chunk.push((row?, churn_store::warehouse::next_customer_id(&mut ids)));
         if chunk.len() == 10_000 {

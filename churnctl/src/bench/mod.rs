@@ -229,7 +229,7 @@ pub(super) fn synthetic_customers(
     ulids: &mut ulid::Generator,
     n: usize,
     seed: u64,
-) -> Vec<(uuid::Uuid, Customer)> {
+) -> Vec<(churn_core::CustomerId, Customer)> {
     sampler
         .sample(n as u64, seed, 2)
         .iter()

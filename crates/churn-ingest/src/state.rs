@@ -4,11 +4,10 @@
 
 use std::collections::HashMap;
 
-use churn_core::Customer;
+use churn_core::{Customer, CustomerId};
 use churn_store::ingestion::{self, BatchProgress, IngestedFile};
 use churn_store::ops::Rejected;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::Error;
 use crate::read::Batch;
@@ -40,7 +39,7 @@ pub(crate) async fn commit_batch(
             last_of.insert(id, i);
         }
     }
-    let writes: Vec<(Uuid, &Customer, Option<&str>)> = batch
+    let writes: Vec<(CustomerId, &Customer, Option<&str>)> = batch
         .rows
         .iter()
         .enumerate()

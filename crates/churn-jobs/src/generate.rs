@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use churn_api::{BatchPrediction, ClassifierClient, ClientError, ItemStatus, SynthesizerClient};
-use churn_core::{Backoff, Customer};
+use churn_core::{Backoff, Customer, CustomerId};
 use churn_store::ops::Rejected;
 use churn_store::warehouse::{self, Classification, Synthesis};
 use futures::future::BoxFuture;
@@ -280,7 +280,7 @@ impl Generate {
         stop: &CancellationToken,
     ) -> Result<usize, GenerateError> {
         let prediction = &scored.prediction;
-        let mut customers: Vec<(Uuid, Customer)> = Vec::with_capacity(scored.customers.len());
+        let mut customers: Vec<(CustomerId, Customer)> = Vec::with_capacity(scored.customers.len());
         let mut classifications = Vec::with_capacity(scored.customers.len());
         let mut rejected = Vec::new();
         // The shadow's rows, only when it is another version than the champion (right after a
@@ -337,7 +337,7 @@ impl Generate {
             seed: i64::try_from(scored.seed).ok(),
         };
         let started = Instant::now();
-        let ids: Vec<Uuid> = customers.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<CustomerId> = customers.iter().map(|(id, _)| *id).collect();
         let mut backoff = Backoff::new(Duration::from_millis(100), self.params.max_backoff);
         loop {
             match warehouse::write_generated(&self.pool, &customers, &synthesis, &classifications)

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use churn_core::{Category, Customer, YesNo};
+use churn_core::{Category, Customer, CustomerId, YesNo};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -12,9 +12,9 @@ use crate::Error;
 /// The next customer id: a ULID (time-ordered, so customers sort by arrival) stored as a uuid. Monotonic
 /// within a millisecond for one generator; should it ever overflow (2^80 ids in one millisecond), a fresh
 /// ULID is still unique.
-pub fn next_customer_id(ids: &mut ulid::Generator) -> Uuid {
+pub fn next_customer_id(ids: &mut ulid::Generator) -> CustomerId {
     let id = ids.generate().unwrap_or_else(|_| ulid::Ulid::generate());
-    Uuid::from_bytes(id.to_bytes())
+    CustomerId::from_uuid(Uuid::from_bytes(id.to_bytes()))
 }
 
 /// Where a customer came from (`churn.customers.source`).
@@ -47,7 +47,7 @@ pub struct Synthesis {
 /// One model's prediction for one customer (`churn.classified`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classification {
-    pub customer_id: Uuid,
+    pub customer_id: CustomerId,
     pub model_name: String,
     pub model_version: i32,
     pub churn_probability: f64,
@@ -132,13 +132,16 @@ fn int(out: &mut Vec<u8>, value: impl itoa::Integer) {
     out.extend_from_slice(buf.format(value).as_bytes());
 }
 
-fn uuid(out: &mut Vec<u8>, id: &Uuid) {
+fn uuid(out: &mut Vec<u8>, id: &CustomerId) {
     let mut buf = Uuid::encode_buffer();
-    out.extend_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
+    out.extend_from_slice(id.as_uuid().hyphenated().encode_lower(&mut buf).as_bytes());
 }
 
 /// CSV rows for `churn.customers` in [`CUSTOMER_COLUMNS`] order, as COPY reads them.
-pub fn customer_rows(source: Source, customers: &[(Uuid, &Customer, Option<&str>)]) -> Vec<u8> {
+pub fn customer_rows(
+    source: Source,
+    customers: &[(CustomerId, &Customer, Option<&str>)],
+) -> Vec<u8> {
     customer_rows_labelled_at(source, customers, None)
 }
 
@@ -146,7 +149,7 @@ pub fn customer_rows(source: Source, customers: &[(Uuid, &Customer, Option<&str>
 /// the rows that carry a label, NULL on the others.
 fn customer_rows_labelled_at(
     source: Source,
-    customers: &[(Uuid, &Customer, Option<&str>)],
+    customers: &[(CustomerId, &Customer, Option<&str>)],
     labelled_at: Option<&str>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(customers.len() * 320);
@@ -248,11 +251,11 @@ async fn copy(conn: &mut PgConnection, statement: &str, rows: Vec<u8>) -> Result
 /// transaction (three COPYs): all of the batch is written, or none of it.
 pub async fn write_generated(
     pool: &PgPool,
-    customers: &[(Uuid, Customer)],
+    customers: &[(CustomerId, Customer)],
     synthesis: &Synthesis,
     classifications: &[Classification],
 ) -> Result<(), Error> {
-    let rows: Vec<(Uuid, &Customer, Option<&str>)> =
+    let rows: Vec<(CustomerId, &Customer, Option<&str>)> =
         customers.iter().map(|(id, c)| (*id, c, None)).collect();
     let customer_csv = customer_rows(Source::Synthetic, &rows);
     let mut synthesized = Vec::with_capacity(customers.len() * 64);
@@ -269,7 +272,7 @@ pub async fn write_generated(
         synthesized.push(b'\n');
     }
     // Each prediction carries its customer's label (migration V7), so the database need not look it up.
-    let labels: HashMap<Uuid, Option<bool>> = customers
+    let labels: HashMap<CustomerId, Option<bool>> = customers
         .iter()
         .map(|(id, c)| (*id, c.churn_label.map(YesNo::is_yes)))
         .collect();
@@ -359,7 +362,7 @@ pub struct Upserted {
 /// cannot change a row twice); the caller keeps the last of each.
 pub async fn upsert_ingested(
     conn: &mut PgConnection,
-    rows: &[(Uuid, &Customer, Option<&str>)],
+    rows: &[(CustomerId, &Customer, Option<&str>)],
 ) -> Result<Upserted, Error> {
     if rows.is_empty() {
         return Ok(Upserted::default());
@@ -430,17 +433,18 @@ pub async fn upsert_ingested(
 /// benchmark compares against.
 pub async fn copy_customers(
     conn: &mut PgConnection,
-    rows: &[(Uuid, &Customer, Option<&str>)],
+    rows: &[(CustomerId, &Customer, Option<&str>)],
 ) -> Result<u64, Error> {
     copy(conn, COPY_CUSTOMERS, customer_rows(Source::Ingested, rows)).await
 }
 
 /// How many of `ids` are in `churn.customers`: after a failure whose outcome is unknown (the connection
 /// dropped during COMMIT), this tells whether the batch landed.
-pub async fn count_customers(pool: &PgPool, ids: &[Uuid]) -> Result<i64, Error> {
+pub async fn count_customers(pool: &PgPool, ids: &[CustomerId]) -> Result<i64, Error> {
+    let ids: Vec<Uuid> = ids.iter().map(CustomerId::as_uuid).collect();
     Ok(sqlx::query_scalar!(
         r#"select count(*) as "count!" from churn.customers where customer_id = any($1)"#,
-        ids,
+        &ids,
     )
     .fetch_one(pool)
     .await?)

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use churn_core::{Customer, YesNo};
+use churn_core::{Customer, CustomerId, YesNo};
 use churn_store::warehouse::{Upserted, upsert_ingested};
 use churn_testkit::TestDb;
 use uuid::Uuid;
@@ -13,11 +13,11 @@ fn seed() -> Vec<Customer> {
     churn_core::read_customers(&churn_testkit::seed_data_path()).unwrap()
 }
 
-fn id() -> Uuid {
-    Uuid::from_bytes(ulid::Ulid::generate().to_bytes())
+fn id() -> CustomerId {
+    CustomerId::from_uuid(Uuid::from_bytes(ulid::Ulid::generate().to_bytes()))
 }
 
-async fn upsert(db: &TestDb, rows: &[(Uuid, &Customer, Option<&str>)]) -> Upserted {
+async fn upsert(db: &TestDb, rows: &[(CustomerId, &Customer, Option<&str>)]) -> Upserted {
     let mut tx = db.pool.begin().await.unwrap();
     let written = upsert_ingested(&mut tx, rows).await.unwrap();
     tx.commit().await.unwrap();
@@ -135,6 +135,6 @@ async fn a_concurrent_writer_adding_the_same_business_id_turns_the_copy_into_an_
     assert_eq!(rows.len(), 2, "{rows:?}");
     // B-1 keeps the first writer's id and has this batch's attributes.
     assert_eq!(rows[0].0, "B-1");
-    assert_eq!(rows[0].1, theirs);
+    assert_eq!(rows[0].1, theirs.as_uuid());
     assert_eq!(rows[0].2, seed[5].tenure_months as i16);
 }

@@ -38,7 +38,8 @@ async fn insert_scored(
     let mut customers = Vec::new();
     let mut classifications = Vec::new();
     for (customer, scores) in rows {
-        let id = Uuid::from_bytes(ulid::Ulid::generate().to_bytes());
+        let id =
+            churn_core::CustomerId::from_uuid(Uuid::from_bytes(ulid::Ulid::generate().to_bytes()));
         for &(version, p) in scores {
             classifications.push(Classification {
                 customer_id: id,
@@ -57,7 +58,8 @@ async fn insert_scored(
         seed: None,
     };
     for chunk in customers.chunks(5000) {
-        let ids: std::collections::HashSet<Uuid> = chunk.iter().map(|(id, _)| *id).collect();
+        let ids: std::collections::HashSet<churn_core::CustomerId> =
+            chunk.iter().map(|(id, _)| *id).collect();
         let mine: Vec<Classification> = classifications
             .iter()
             .filter(|k| ids.contains(&k.customer_id))
@@ -68,7 +70,7 @@ async fn insert_scored(
             .unwrap();
     }
     if !age.is_zero() {
-        let ids: Vec<Uuid> = customers.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<Uuid> = customers.iter().map(|(id, _)| id.as_uuid()).collect();
         let age = age.as_secs_f64();
         for table in [
             "churn.customers set inserted_at",
@@ -84,7 +86,7 @@ async fn insert_scored(
             .unwrap();
         }
     }
-    customers.into_iter().map(|(id, _)| id).collect()
+    customers.into_iter().map(|(id, _)| id.as_uuid()).collect()
 }
 
 /// Registers another version of the champion's model (no alias): the shadow the tests score beside it.
