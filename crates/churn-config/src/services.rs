@@ -275,7 +275,8 @@ pub struct IngestSettings {
     /// The `ingest` job lists `landing/` and ingests what it finds, for stores without notifications
     /// (INGEST_SCHEDULE, default every minute; INGEST_ENABLED, …).
     pub job: JobSettings,
-    /// Rows per transaction and checkpoint (INGEST_BATCH_ROWS, default 10000).
+    /// Rows per statement batch, a savepoint in the file's one transaction (INGEST_BATCH_ROWS, default
+    /// 10000).
     pub batch_rows: usize,
     /// The longest line and record a file may have, in bytes (INGEST_MAX_LINE_BYTES,
     /// INGEST_MAX_RECORD_BYTES, default 1 MiB each).

@@ -18,7 +18,7 @@ use crate::{Error, FAILED, LANDING, PROCESSED, QUARANTINE, name_under, quarantin
 /// How files are read and written.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// Rows per transaction (and per checkpoint).
+    /// Rows per statement batch (a savepoint inside the file's one transaction).
     pub batch_rows: usize,
     /// What a file may cost to read.
     pub limits: ReadLimits,
@@ -26,8 +26,7 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        // Large enough that per-transaction costs vanish, small enough that a batch is a few MB and a
-        // crash redoes little.
+        // Large enough that per-statement costs vanish, small enough that a batch in flight is a few MB.
         Self {
             batch_rows: 10_000,
             limits: ReadLimits::default(),
@@ -181,7 +180,8 @@ impl Ingestor {
         }
     }
 
-    /// Reads the file from its checkpoint on, writes it batch by batch, and moves it on.
+    /// Reads the file from its checkpoint on, writes it batch by batch in one transaction, and moves it
+    /// on; an unusable file is rolled back whole before it is marked failed.
     async fn process(
         &self,
         key: &str,
@@ -199,19 +199,23 @@ impl Ingestor {
         let mut checkpoint = file.checkpoint_line;
         let mut ids = ulid::Generator::new();
         // The batches go through one pooled connection that is closed, not returned, when it is dropped:
-        // a run cut off mid-batch (a job timeout, a shutdown) closes it and the server rolls the batch
+        // a run cut off mid-file (a job timeout, a shutdown) closes it and the server rolls the file
         // back, where a returned one would go back to the pool halfway through a COPY. It counts against
         // the pool's size while held, so workers never take more connections than the pool has.
         let mut conn = self.pool.acquire().await?;
         conn.close_on_drop();
+        // All or nothing: the whole file is one transaction (each batch a savepoint in it), so a file
+        // that breaks part way, or a run cut off, leaves no rows behind, and a fixed copy under
+        // another name cannot duplicate what a failed one wrote.
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let mut unusable = None;
         let mut data_rows = None;
         while let Some(message) = rx.recv().await {
             match message {
                 Parsed::Batch(batch) => {
                     checkpoint =
-                        state::commit_batch(&mut conn, &file, checkpoint, &batch, &mut ids).await?;
-                    tracing::debug!(key, checkpoint, "batch committed");
+                        state::commit_batch(&mut tx, &file, checkpoint, &batch, &mut ids).await?;
+                    tracing::debug!(key, checkpoint, "batch written");
                 }
                 Parsed::Unusable(reason) => unusable = Some(reason),
                 Parsed::Interrupted { line, reason } => {
@@ -233,6 +237,12 @@ impl Ingestor {
             (None, Some(_)) => None,
             (None, None) => return Err(Error::Thread("the parser ended without a result".into())),
         };
+        if reason.is_some() {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        drop(conn);
         let file = ingestion::file_by_id(&self.pool, file.file_id).await?;
         if let Some(reason) = reason {
             let target = format!("{FAILED}{name}");

@@ -11,11 +11,11 @@
 //!
 //! # Exactly once
 //! Delivery is at least once (a webhook retried, a poll racing an event, a crash mid-file), so the effect
-//! is made exactly once: a file is keyed by the SHA-256 of its bytes, and every batch commits its rows
-//! together with the file's checkpoint (the last line written) in one transaction, which first checks the
-//! checkpoint is where this worker left it. A redelivery of a finished file, the same bytes under another
-//! name, or a second worker finds the key and changes nothing; a restart after a crash resumes after the
-//! checkpoint.
+//! is made exactly once: a file is keyed by the SHA-256 of its bytes and written all or nothing, in one
+//! transaction that first locks the file's row (each batch a savepoint with the file's checkpoint). A
+//! redelivery of a finished file, the same bytes under another name, or a second worker finds the key or
+//! the lock and changes nothing; a file that breaks part way, or a run killed mid-file, leaves no rows,
+//! so its fixed copy or the next attempt writes each row once.
 //!
 //! A file under `score/` is scored by the serving champion and written to `scored/<name>` with the
 //! probability, label, threshold and model version appended, once per file and model version.
@@ -65,7 +65,7 @@ pub enum Error {
         reason: String,
     },
     #[error(
-        "{key} is being ingested by another worker (its checkpoint moved past line {checkpoint}); this attempt stopped without writing"
+        "{key} is being ingested by another worker (checkpoint at line {checkpoint}); this attempt stopped without writing"
     )]
     Busy { key: String, checkpoint: i64 },
     #[error("event body: {0}")]

@@ -1,6 +1,6 @@
 //! A landed file's batches: each one written with its rejected rows and its file's new checkpoint in one
-//! transaction that first checks the checkpoint is where this worker left it. The file's row itself
-//! (`ops.ingested_files`) is read and written through `churn_store::ingestion`.
+//! savepoint of the file's transaction, after checking the checkpoint is where this worker left it. The
+//! file's row itself (`ops.ingested_files`) is read and written through `churn_store::ingestion`.
 
 use std::collections::HashMap;
 
@@ -12,9 +12,9 @@ use serde_json::Value;
 use crate::Error;
 use crate::read::Batch;
 
-/// Writes one batch and moves the checkpoint to its last line, all in one transaction that first checks
-/// the checkpoint is still `expected` (locking the row, so a second worker waits and then stops).
-/// Returns the new checkpoint.
+/// Writes one batch and moves the checkpoint to its last line, all in one savepoint of the caller's
+/// transaction, after checking the checkpoint is still `expected` (locking the row until the file's
+/// transaction ends, so a second worker stops at once). Returns the new checkpoint.
 pub(crate) async fn commit_batch(
     conn: &mut sqlx::PgConnection,
     file: &IngestedFile,

@@ -111,17 +111,27 @@ pub async fn file_by_id(pool: &PgPool, file_id: Uuid) -> Result<IngestedFile, Er
 }
 
 /// Locks a `processing` file's row until the caller's transaction ends and returns its checkpoint;
-/// none when the file is no longer processing. A second worker waits here, then sees the moved
-/// checkpoint and stops.
+/// none when the file is no longer processing or another worker holds the lock. A file is written in
+/// one transaction, so a second worker would otherwise wait out the whole file on a pooled connection:
+/// it stops at once instead (`nowait`).
 pub async fn lock_checkpoint(conn: &mut PgConnection, file_id: Uuid) -> Result<Option<i64>, Error> {
-    Ok(sqlx::query_scalar!(
+    let locked = sqlx::query_scalar!(
         "select checkpoint_line from ops.ingested_files
-         where file_id = $1 and status = 'processing' for update",
+         where file_id = $1 and status = 'processing' for update nowait",
         file_id,
     )
     .fetch_optional(conn)
-    .await?)
+    .await;
+    match locked {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {
+            Ok(None)
+        }
+        other => Ok(other?),
+    }
 }
+
+/// SQLSTATE of a `nowait` lock that another transaction holds.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// What one committed batch adds to its file's counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

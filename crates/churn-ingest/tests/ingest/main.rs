@@ -1,5 +1,5 @@
 //! Ingestion against a real PostgreSQL and the S3 test server: clean and dirty files, updates of known
-//! customers, duplicates, interrupted runs and unusable files.
+//! customers, duplicates, interrupted runs, truncated and unusable files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod limits;
@@ -310,48 +310,128 @@ async fn a_repeated_event_and_a_reupload_under_another_name_change_nothing() {
     assert_eq!(files, 1);
 }
 
+/// Waits until another backend of this database waits on a lock.
+async fn wait_for_a_blocked_backend(pool: &sqlx::PgPool) {
+    for _ in 0..2500 {
+        let blocked: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if blocked > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(4)).await;
+    }
+    panic!("no backend came to wait on the held row lock");
+}
+
 #[tokio::test]
-async fn an_interrupted_run_resumes_after_its_checkpoint_and_writes_every_row_once() {
+async fn an_interrupted_run_leaves_no_rows_and_the_next_writes_every_row_once() {
     let f = Fixture::with_batch(100).await;
     let (header, rows) = seed_rows(3000);
+    // Line 1,501's customer is known already; holding its row stops the file's run half way, after 15
+    // batches, deterministically.
+    f.put("landing/known.csv", to_csv(&header, &rows[1499..1500]))
+        .await;
+    f.ingestor.ingest("landing/known.csv").await.unwrap();
     f.put("landing/long.csv", to_csv(&header, &rows)).await;
+    let id = &rows[1499][column(&header, "CustomerID")];
+    let mut holder = f.db.pool.begin().await.unwrap();
+    sqlx::query("select 1 from churn.customers where external_id = $1 for update")
+        .bind(id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
 
-    // Cut the first attempt off once some batches are in (dropping it mid-batch rolls that batch back).
     let first = tokio::spawn({
         let ingestor = f.ingestor.clone();
         async move { ingestor.ingest("landing/long.csv").await }
     });
-    let mut checkpoint = 1i64;
-    for _ in 0..2000 {
-        checkpoint = sqlx::query_scalar("select checkpoint_line from ops.ingested_files")
-            .fetch_optional(&f.db.pool)
-            .await
-            .unwrap()
-            .unwrap_or(1);
-        if checkpoint > 500 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
+    wait_for_a_blocked_backend(&f.db.pool).await;
     first.abort();
     let _ = first.await;
-    assert!(
-        checkpoint > 1 && checkpoint < 3001,
-        "checkpoint {checkpoint}"
-    );
-    let status: String = sqlx::query_scalar("select status from ops.ingested_files")
+    holder.rollback().await.unwrap();
+    // The cut-off run's backend goes on once the row is free, finds its client gone and rolls back.
+    for _ in 0..2500 {
+        let others: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and state <> 'idle' and pid <> pg_backend_pid()",
+        )
         .fetch_one(&f.db.pool)
         .await
         .unwrap();
-    assert_eq!(
-        status, "processing",
-        "the first attempt was stopped mid-file"
-    );
+        if others == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(4)).await;
+    }
+    assert_eq!(f.customers().await, 1, "the cut-off run left rows behind");
+    let (status, accepted): (String, i64) = sqlx::query_as(
+        "select status, rows_accepted from ops.ingested_files where object_key = 'landing/long.csv'",
+    )
+    .fetch_one(&f.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), accepted), ("processing", 0));
 
     let summary = f.ingestor.ingest("landing/long.csv").await.unwrap();
     assert_eq!(summary.outcome, Outcome::Processed);
-    assert_eq!((summary.rows_in, summary.rows_inserted), (3000, 3000));
+    assert_eq!(
+        (summary.rows_in, summary.rows_inserted, summary.rows_updated),
+        (3000, 2999, 1)
+    );
     assert_eq!(f.customers().await, 3000);
+}
+
+#[tokio::test]
+async fn a_file_truncated_mid_way_writes_nothing_and_its_fixed_copy_writes_each_row_once() {
+    let f = Fixture::with_batch(500).await;
+    let (header, rows) = seed_rows(5000);
+    // Without the file's own ids every row is a new customer, so rows a failed file kept would come
+    // back as duplicates with its fixed copy.
+    let id = column(&header, "CustomerID");
+    let strip = |fields: &[String]| -> Vec<String> {
+        let mut fields = fields.to_vec();
+        fields.remove(id);
+        fields
+    };
+    let header = strip(&header);
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| strip(r)).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&to_csv(&header, &rows)).unwrap();
+    let whole = gz.finish().unwrap();
+    f.put(
+        "landing/upload.csv.gz",
+        whole[..whole.len() * 6 / 10].to_vec(),
+    )
+    .await;
+
+    let summary = f.ingestor.ingest("landing/upload.csv.gz").await.unwrap();
+    let Outcome::Failed { reason } = &summary.outcome else {
+        panic!("{:?}", summary.outcome);
+    };
+    assert!(reason.contains("unreadable at line"), "{reason}");
+    assert!(f.exists("failed/upload.csv.gz").await);
+    assert_eq!(f.customers().await, 0, "the failed file kept rows");
+    assert_eq!((summary.rows_accepted, summary.rows_inserted), (0, 0));
+    let rejected: i64 = sqlx::query_scalar("select count(*) from ops.rejected_records")
+        .fetch_one(&f.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rejected, 0);
+
+    f.put("landing/upload-fixed.csv.gz", whole).await;
+    let summary = f
+        .ingestor
+        .ingest("landing/upload-fixed.csv.gz")
+        .await
+        .unwrap();
+    assert_eq!(summary.outcome, Outcome::Processed);
+    assert_eq!(summary.rows_inserted, 5000);
+    assert_eq!(f.customers().await, 5000);
 }
 
 #[tokio::test]
