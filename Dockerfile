@@ -36,7 +36,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home /var/lib/churn --create-home churn \
- && mkdir -p /var/lib/churn/data && chown churn /var/lib/churn/data
+ && mkdir -p /var/lib/churn/data /var/lib/churn/metabase-state \
+ && chown churn /var/lib/churn/data /var/lib/churn/metabase-state
 COPY --from=build /out/ /usr/local/bin/
 USER churn
 WORKDIR /var/lib/churn

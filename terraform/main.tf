@@ -1,6 +1,7 @@
 # One VM running `docker compose up -d` of this repository, on a network of its own whose firewall lets in
-# only allowed_source_ranges, and only on SSH and the ports docker-compose.yml publishes. The VM's service
-# account may only write logs and metrics; SSH takes the one key given, project-wide keys are refused.
+# only allowed_source_ranges, and only on SSH and the proxy's 443 (and 80, which redirects to it and answers
+# ACME challenges): the one port docker-compose.yml publishes beyond the VM. The VM's service account may
+# only write logs and metrics; SSH takes the one key given, project-wide keys are refused.
 
 resource "google_compute_network" "churn" {
   name                    = "${var.name}-net"
@@ -24,7 +25,7 @@ resource "google_compute_subnetwork" "churn" {
 resource "google_compute_firewall" "ingress" {
   name        = "${var.name}-ingress"
   network     = google_compute_network.churn.id
-  description = "SSH and the stack's published ports, from allowed_source_ranges only"
+  description = "SSH and the proxy's HTTPS (and HTTP, which redirects), from allowed_source_ranges only"
   direction   = "INGRESS"
   priority    = 1000
 
@@ -33,7 +34,7 @@ resource "google_compute_firewall" "ingress" {
 
   allow {
     protocol = "tcp"
-    ports    = concat(["22"], [for p in var.published_ports : tostring(p)])
+    ports    = ["22", "80", "443"]
   }
 
   log_config {
@@ -113,6 +114,7 @@ resource "google_compute_instance" "vm" {
       repository_url = var.repository_url
       repository_ref = var.repository_ref
       ssh_user       = var.ssh_user
+      public_host    = var.public_hostname
     })
   }
 }

@@ -1,3 +1,8 @@
+locals {
+  # The name the proxy serves: public_hostname, else the VM's address (a certificate from the proxy's own CA).
+  public_host = var.public_hostname != "" ? var.public_hostname : google_compute_address.vm.address
+}
+
 output "external_ip" {
   description = "The VM's static external address."
   value       = google_compute_address.vm.address
@@ -9,13 +14,15 @@ output "ssh" {
 }
 
 output "urls" {
-  description = "Every UI and API the VM publishes (to allowed_source_ranges only)."
+  description = "Every UI and API the VM publishes through its proxy, over HTTPS (to allowed_source_ranges only)."
   value = {
-    metabase       = "http://${google_compute_address.vm.address}:3000"
-    grafana        = "http://${google_compute_address.vm.address}:3001"
-    classifier_api = "http://${google_compute_address.vm.address}:8000/docs"
-    scheduler_api  = "http://${google_compute_address.vm.address}:8002/docs"
-    dbt_docs       = "http://${google_compute_address.vm.address}:8002/dbt/docs/static_index.html"
+    console        = "https://${local.public_host}/"
+    predict        = "https://${local.public_host}/predict"
+    classifier_api = "https://${local.public_host}/classifier/docs/"
+    scheduler_api  = "https://${local.public_host}/docs/"
+    dbt_docs       = "https://${local.public_host}/dbt/docs/static_index.html"
+    grafana        = "https://${local.public_host}/grafana/"
+    metabase       = "https://${local.public_host}/metabase/"
   }
 }
 

@@ -122,8 +122,13 @@ variable "subnet_cidr" {
   default     = "10.42.0.0/24"
 }
 
-variable "published_ports" {
-  description = "The ports docker-compose.yml publishes beyond 127.0.0.1 (Metabase, Grafana, classifier, scheduler). The firewall opens these and 22, to allowed_source_ranges only."
-  type        = list(number)
-  default     = [3000, 3001, 8000, 8002]
+variable "public_hostname" {
+  description = "The DNS name people reach the platform at (its A record pointing at the VM's address): the proxy gets a Let's Encrypt certificate for it. Empty: the VM's external IP address, served with a certificate from the proxy's own CA."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$", var.public_hostname)) || var.public_hostname == ""
+    error_message = "public_hostname must be a DNS name (lower-case letters, digits, hyphens and dots) or empty."
+  }
 }

@@ -1,8 +1,9 @@
 //! The deployment files agree with the code and keep their rules: every variable a service's configuration
 //! reads is documented in sample.env and passed to that service by docker-compose.yml; the compose file
-//! publishes no data store beyond 127.0.0.1, gives every long-running service a healthcheck and a restart
-//! policy, pins every image, and takes every secret from .env with no fallback; scripts/init-env generates
-//! exactly the secrets compose requires.
+//! publishes only the proxy beyond 127.0.0.1, confines every container (no capabilities but those it
+//! names, no privilege gain, memory and process limits), gives every long-running service a healthcheck
+//! and a restart policy, pins every image, and takes every secret from .env with no fallback;
+//! scripts/init-env generates exactly the secrets compose requires.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -28,12 +29,20 @@ const NOT_SET_ON_PURPOSE: [(&str, &str); 3] = [
 /// Services that run to completion once; everything else runs until stopped.
 const ONE_SHOTS: [&str; 3] = ["minio-init", "seed-fetch", "metabase-provision"];
 
-/// The only ports published beyond 127.0.0.1: what people use.
-const PUBLIC_PORTS: [(&str, &str); 4] = [
-    ("classifier", "8000"),
-    ("scheduler", "8002"),
-    ("metabase", "3000"),
-    ("grafana", "3001"),
+/// The only ports published beyond 127.0.0.1: the proxy's HTTPS, and HTTP for its redirect and ACME.
+const PUBLIC_PORTS: [(&str, &str); 2] = [("proxy", "443"), ("proxy", "80")];
+
+/// Services whose root file system may be writable, and why.
+const WRITABLE_ROOT: [(&str, &str); 6] = [
+    (
+        "postgres",
+        "the image's entrypoint writes its run directory and initdb state",
+    ),
+    ("minio", "registry image, writes its config beside the data"),
+    ("minio-init", "mc writes its alias config under the home"),
+    ("grafana", "registry image, writes plugins and its home"),
+    ("metabase", "registry image, unpacks its plugins at start"),
+    ("pgadmin", "registry image, writes its config and sessions"),
 ];
 
 /// Services that keep data: never published beyond 127.0.0.1.
@@ -272,7 +281,7 @@ fn no_secret_in_compose_is_a_literal() {
 }
 
 #[test]
-fn no_data_store_is_published_beyond_127_0_0_1_and_only_user_facing_ports_are_public() {
+fn only_the_proxy_is_published_beyond_127_0_0_1_and_metabase_nowhere() {
     let services = compose();
     let mut problems = Vec::new();
     for (name, definition) in &services {
@@ -302,6 +311,55 @@ fn no_data_store_is_published_beyond_127_0_0_1_and_only_user_facing_ports_are_pu
             service(&services, store).get("ports").is_some(),
             "{store} is expected to be published on 127.0.0.1 for backups and the CLI"
         );
+    }
+    // First-run setup belongs to whoever reaches it first: Metabase is reached only through the proxy,
+    // which routes to it once provisioned.
+    assert!(
+        service(&services, "metabase").get("ports").is_none(),
+        "metabase must publish no port"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_container_drops_its_capabilities_gains_no_privileges_and_has_memory_and_process_limits() {
+    let services = compose();
+    let mut problems = Vec::new();
+    for (name, definition) in &services {
+        let name = text(name);
+        let list = |key: &str| -> Vec<String> {
+            definition
+                .get(key)
+                .and_then(Value::as_sequence)
+                .map(|v| v.iter().map(text).collect())
+                .unwrap_or_default()
+        };
+        if list("cap_drop") != ["ALL"] {
+            problems.push(format!("{name}: cap_drop must be [ALL]"));
+        }
+        let added = list("cap_add");
+        let allowed: &[&str] = match name.as_str() {
+            "postgres" => &["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
+            "proxy" => &["NET_BIND_SERVICE"],
+            _ => &[],
+        };
+        if let Some(extra) = added.iter().find(|c| !allowed.contains(&c.as_str())) {
+            problems.push(format!("{name}: cap_add {extra} is not needed"));
+        }
+        if !list("security_opt").contains(&"no-new-privileges:true".to_owned()) {
+            problems.push(format!("{name}: security_opt needs no-new-privileges:true"));
+        }
+        for key in ["mem_limit", "pids_limit"] {
+            if definition.get(key).is_none() {
+                problems.push(format!("{name} has no {key}"));
+            }
+        }
+        let read_only = definition.get("read_only").and_then(Value::as_bool) == Some(true);
+        if !read_only && !WRITABLE_ROOT.iter().any(|(s, _)| *s == name) {
+            problems.push(format!(
+                "{name}: read_only must be true (or say in WRITABLE_ROOT why it cannot be)"
+            ));
+        }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

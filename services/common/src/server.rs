@@ -178,9 +178,11 @@ where
                 }
             }),
         )
-        // Swagger UI (its assets compiled in: no download at build or run time) over the same document.
+        // Swagger UI (its assets compiled in: no download at build or run time) over the same document,
+        // named relative to the page so that it also loads behind a proxy's path prefix
+        // (/classifier/docs/ reads /classifier/openapi.json).
         .merge(Router::from(
-            SwaggerUi::new("/docs").config(SwaggerConfig::new(["/openapi.json"])),
+            SwaggerUi::new("/docs").config(SwaggerConfig::new(["../openapi.json"])),
         ))
         .route_layer(middleware::from_fn(track_http))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
