@@ -179,9 +179,17 @@ async fn two_schedulers_on_one_database_never_run_a_job_twice_at_once() {
     let a = stack.scheduler(&extra("replica-a")).await;
     let b = stack.scheduler(&extra("replica-b")).await;
     tokio::time::sleep(Duration::from_secs(20)).await;
-    // One replica goes away: the other carries on.
+    // One replica goes away: the other carries on (within a minute even on a loaded machine; a fixed
+    // wait here failed when two cores were busy with builds).
+    let b_runs =
+        "select count(*) from ops.job_runs where host = 'replica-b' and status = 'succeeded'";
     a.stop().await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    let before = stack.count(b_runs).await;
+    wait_until(Duration::from_secs(60), || async {
+        stack.count(b_runs).await > before
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     stack.pause_and_settle(&b, "generate").await;
     let overlaps = stack
         .count(
