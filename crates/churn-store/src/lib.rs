@@ -17,8 +17,8 @@ pub mod warehouse;
 
 pub use db::{connect, connect_lazy, ping};
 pub use migrate::{embedded_migrations, migrate};
-pub use roles::{READONLY_ROLE, connected_role, set_role_passwords};
 pub use objects::{ObjectStoreHandle, ObjectStoreUrl};
+pub use roles::{READONLY_ROLE, connected_role, set_role_passwords};
 
 /// Everything that can go wrong talking to the database, the object store or the seed-data server.
 #[derive(Debug, thiserror::Error)]

@@ -186,7 +186,9 @@ mod tests {
     /// server in tests/roles.rs.
     #[test]
     fn the_verifier_has_postgresql_s_layout() {
-        let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap_or_default();
+        let salt = BASE64
+            .decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+            .unwrap_or_default();
         let verifier = scram_verifier("pencil", &salt, 4096);
         let (head, keys) = verifier.split_once("$4096:").unwrap_or_default();
         assert_eq!(head, "SCRAM-SHA-256");
@@ -201,7 +203,9 @@ mod tests {
     /// "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".
     #[test]
     fn the_server_key_matches_rfc_7677_s_example() {
-        let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap_or_default();
+        let salt = BASE64
+            .decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+            .unwrap_or_default();
         let salted = hi(b"pencil", &salt, 4096);
         let server_key = hmac(&salted, b"Server Key");
         let auth_message = "n=user,r=rOprNGfwEbeRWgbNEkqO,\

@@ -245,7 +245,11 @@ async fn the_readonly_role_is_refused_writes_even_in_a_read_write_transaction() 
                 .and_then(|d| d.code())
                 .map(|c| c.into_owned()),
         };
-        assert_eq!(code.as_deref(), DENIED, "churn_readonly must be refused: {sql}");
+        assert_eq!(
+            code.as_deref(),
+            DENIED,
+            "churn_readonly must be refused: {sql}"
+        );
         // The failed transaction is left open on this connection: close it before it goes back.
         conn.close_on_drop();
     }

@@ -82,8 +82,10 @@ impl TestDb {
     /// to exercise what a service's own role may do.
     pub fn url_as(&self, role: &str) -> String {
         let mut url = url::Url::parse(&self.url).expect("the test database URL is a URL");
-        url.set_username(role).expect("a URL with a host takes a user name");
-        url.set_password(None).expect("a URL with a host takes a password");
+        url.set_username(role)
+            .expect("a URL with a host takes a user name");
+        url.set_password(None)
+            .expect("a URL with a host takes a password");
         url.to_string()
     }
 

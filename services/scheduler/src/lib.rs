@@ -287,11 +287,7 @@ fn jobs(config: &SchedulerConfig, infra: &Infra) -> anyhow::Result<Jobs> {
         .database_url
         .as_ref()
         .unwrap_or(&common.database.url);
-    let dbt = DbtJob::new(
-        dbt_params.check(),
-        dbt_url.expose(),
-        infra.pool.clone(),
-    );
+    let dbt = DbtJob::new(dbt_params.check(), dbt_url.expose(), infra.pool.clone());
     let dbt_docs = dbt.docs_dir().map(std::path::Path::to_path_buf);
     let (monitoring, retrain_requests) = monitoring_jobs(config, infra)?;
     let mut jobs = vec![
