@@ -73,7 +73,10 @@ async fn the_synthesizer_registers_its_versions_and_first_alias_but_cannot_move_
         .set_alias("synthesizer", "champion", v(2))
         .await
         .unwrap_err();
-    assert!(is_denied(&moved), "moving an alias must be refused: {moved}");
+    assert!(
+        is_denied(&moved),
+        "moving an alias must be refused: {moved}"
+    );
     let after = synthesizer
         .by_alias("synthesizer", "champion")
         .await
@@ -109,10 +112,16 @@ async fn the_classifier_loads_the_champion_but_cannot_register_or_move_an_alias(
         .register(new_version("churn-classifier", b"mine"))
         .await
         .unwrap_err();
-    assert!(is_denied(&registered), "registering must be refused: {registered}");
+    assert!(
+        is_denied(&registered),
+        "registering must be refused: {registered}"
+    );
     let moved = classifier
         .set_alias("churn-classifier", "challenger", v(1))
         .await
         .unwrap_err();
-    assert!(is_denied(&moved), "setting an alias must be refused: {moved}");
+    assert!(
+        is_denied(&moved),
+        "setting an alias must be refused: {moved}"
+    );
 }
