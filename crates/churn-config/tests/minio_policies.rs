@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
@@ -58,11 +58,11 @@ fn policy(service: &str) -> Value {
         .join("../../deploy/minio")
         .join(format!("{service}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json_like(&text.replace("${MINIO_BUCKET}", BUCKET), &path)
+    parse_json(&text.replace("${MINIO_BUCKET}", BUCKET), &path)
 }
 
 /// Parses JSON (a subset of YAML) and refuses what JSON would not hold: YAML's comments and bare words.
-fn serde_json_like(text: &str, path: &PathBuf) -> Value {
+fn parse_json(text: &str, path: &Path) -> Value {
     assert!(
         text.trim_start().starts_with('{'),
         "{}: a JSON object",
@@ -208,6 +208,14 @@ fn every_policy_keeps_the_iam_policy_grammar() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// A key set to a bad value at a path of the policy, and what the check must say.
+type BadValue = (
+    &'static str,
+    &'static [&'static str],
+    fn() -> Value,
+    &'static str,
+);
+
 #[test]
 fn the_grammar_check_refuses_what_minio_would() {
     fn list() -> Value {
@@ -216,7 +224,7 @@ fn the_grammar_check_refuses_what_minio_would() {
     fn mixed() -> Value {
         Value::Sequence(vec![list(), Value::String("s3:GetObject".to_owned())])
     }
-    let cases: [(&str, &[&str], fn() -> Value, &str); 6] = [
+    let cases: [BadValue; 6] = [
         (
             "Version",
             &[],
