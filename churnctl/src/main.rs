@@ -145,9 +145,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 churn_config::Env::process_with(database_url.map(|url| ("DATABASE_URL", url)));
             let database = churn_config::DatabaseConfig::from_env(&env)?;
             let applied = churn_store::migrate(database.url.expose()).await?;
-            if let Some(password) = &database.readonly_password {
-                churn_store::set_readonly_password(database.url.expose(), password).await?;
-                println!("set the password of {}", churn_store::READONLY_ROLE);
+            churn_store::set_role_passwords(database.url.expose(), &database.role_passwords)
+                .await?;
+            for set in &database.role_passwords {
+                println!(
+                    "set the password of {} (from {})",
+                    set.role.name, set.role.password_var
+                );
             }
             if applied.is_empty() {
                 println!(

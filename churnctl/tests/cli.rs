@@ -139,6 +139,39 @@ async fn migrate_from_two_processes_at_once_leaves_one_schema() {
     assert!(stdout(&out).contains("up to date"), "{out:?}");
 }
 
+#[tokio::test]
+async fn migrate_sets_the_configured_role_passwords_as_scram_verifiers_and_never_prints_them() {
+    let db = TestDb::empty().await;
+    let password = "scheduler role password 0123";
+    let out = Command::new(env!("CARGO_BIN_EXE_churnctl"))
+        .args(["migrate", "--database-url", &db.url])
+        .env("SCHEDULER_DB_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        printed.contains("set the password of churn_scheduler (from SCHEDULER_DB_PASSWORD)"),
+        "{printed}"
+    );
+    assert!(!printed.contains(password), "{printed}");
+    let stored: String = sqlx::query_scalar("select rolpassword from pg_authid where rolname = $1")
+        .bind("churn_scheduler")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let (iterations, rest) = stored
+        .strip_prefix("SCRAM-SHA-256$")
+        .and_then(|r| r.split_once(':'))
+        .unwrap();
+    let salt = rest.split_once('$').unwrap().0;
+    let salt = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, salt).unwrap();
+    assert_eq!(
+        churn_store::roles::scram_verifier(password, &salt, iterations.parse().unwrap()),
+        stored
+    );
+}
+
 #[test]
 fn help_never_prints_the_values_of_environment_variables() {
     for args in [

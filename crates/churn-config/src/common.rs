@@ -148,6 +148,48 @@ impl Limits {
     }
 }
 
+/// The PostgreSQL roles migration V11 (and V6) create, one per service, each with the variable its
+/// password comes from. Whoever migrates sets the password of every role whose variable is set.
+pub const DATABASE_ROLES: [DatabaseRole; 5] = [
+    DatabaseRole {
+        name: "churn_classifier",
+        password_var: "CLASSIFIER_DB_PASSWORD",
+    },
+    DatabaseRole {
+        name: "churn_synthesizer",
+        password_var: "SYNTHESIZER_DB_PASSWORD",
+    },
+    DatabaseRole {
+        name: "churn_scheduler",
+        password_var: "SCHEDULER_DB_PASSWORD",
+    },
+    DatabaseRole {
+        name: "churn_dbt",
+        password_var: "DBT_DB_PASSWORD",
+    },
+    DatabaseRole {
+        name: "churn_readonly",
+        password_var: "READONLY_DB_PASSWORD",
+    },
+];
+
+/// Shortest role password accepted.
+pub const MIN_DB_PASSWORD_LEN: usize = 12;
+
+/// A service's PostgreSQL role and the variable holding its password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseRole {
+    pub name: &'static str,
+    pub password_var: &'static str,
+}
+
+/// A role's password, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePassword {
+    pub role: DatabaseRole,
+    pub password: Secret,
+}
+
 /// The database a process uses: DATABASE_URL (default [`DEFAULT_DATABASE_URL`]) and its pool settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseConfig {
@@ -156,9 +198,13 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// How long start-up waits for the database before giving up (DATABASE_WAIT_SECS, default 30).
     pub wait: Duration,
-    /// The password of the read-only role BI tools connect as, churn_readonly (READONLY_DB_PASSWORD;
-    /// unset: the role keeps no password and cannot log in where the server asks for one).
-    pub readonly_password: Option<Secret>,
+    /// Whether a service applies the migrations (and sets the role passwords below) at start
+    /// (DATABASE_MIGRATE, default true). Off where DATABASE_URL is the service's own role, which may not
+    /// change the schema: compose migrates once, as the schema owner, with `churnctl migrate`.
+    pub migrate: bool,
+    /// The passwords of the service roles ([`DATABASE_ROLES`]) whose variable is set (at least
+    /// [`MIN_DB_PASSWORD_LEN`] characters); an unset one leaves its role as it is.
+    pub role_passwords: Vec<RolePassword>,
 }
 
 impl DatabaseConfig {
@@ -169,12 +215,27 @@ impl DatabaseConfig {
             None => DatabaseUrl::parse(DEFAULT_DATABASE_URL)
                 .unwrap_or_else(|_| unreachable!("the default URL parses")),
         };
+        let mut role_passwords = Vec::new();
+        for role in DATABASE_ROLES {
+            if let Some(password) = env.secret(role.password_var, MIN_DB_PASSWORD_LEN)? {
+                role_passwords.push(RolePassword { role, password });
+            }
+        }
         Ok(Self {
             url,
             max_connections: env.number_in("DATABASE_MAX_CONNECTIONS", 10u32, 1..=1000)?,
             wait: Duration::from_secs(env.number_in("DATABASE_WAIT_SECS", 30u64, 0..=86_400)?),
-            readonly_password: env.secret("READONLY_DB_PASSWORD", 12)?,
+            migrate: env.flag("DATABASE_MIGRATE", true)?,
+            role_passwords,
         })
+    }
+
+    /// The configured password of `role`, if any.
+    pub fn role_password(&self, role: &str) -> Option<&Secret> {
+        self.role_passwords
+            .iter()
+            .find(|p| p.role.name == role)
+            .map(|p| &p.password)
     }
 }
 

@@ -14,8 +14,9 @@ pub mod seed;
 pub mod services;
 
 pub use common::{
-    CLASSIFIER_PORT, CommonConfig, DEFAULT_DATABASE_URL, DatabaseConfig, Limits, LogFormat,
-    MIN_TOKEN_LEN, ObjectStoreConfig, SCHEDULER_PORT, SYNTHESIZER_PORT, ServiceConfig, ServiceUrl,
+    CLASSIFIER_PORT, CommonConfig, DATABASE_ROLES, DEFAULT_DATABASE_URL, DatabaseConfig,
+    DatabaseRole, Limits, LogFormat, MIN_DB_PASSWORD_LEN, MIN_TOKEN_LEN, ObjectStoreConfig,
+    RolePassword, SCHEDULER_PORT, SYNTHESIZER_PORT, ServiceConfig, ServiceUrl,
 };
 pub use env::{ConfigError, Env};
 pub use monitoring::{

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::{CLASSIFIER_PORT, MIN_TOKEN_LEN, SCHEDULER_PORT, SYNTHESIZER_PORT};
-use crate::{ConfigError, Env, Secret, ServiceConfig};
+use crate::{ConfigError, DatabaseUrl, Env, Secret, ServiceConfig};
 
 /// PREDICT_MAX_BATCH's default: the most customers in one `POST /predict/batch`.
 pub const DEFAULT_PREDICT_MAX_BATCH: usize = 1000;
@@ -236,6 +236,9 @@ pub struct DbtSettings {
     pub threads: u32,
     /// Whether each run also generates the docs site served at `/dbt/docs/` (DBT_DOCS, default true).
     pub docs: bool,
+    /// The connection dbt builds over, as its own role churn_dbt, owner of the marts
+    /// (DBT_DATABASE_URL; default the scheduler's DATABASE_URL, for a local run with one identity).
+    pub database_url: Option<DatabaseUrl>,
 }
 
 impl DbtSettings {
@@ -264,6 +267,13 @@ impl DbtSettings {
                 .map_or_else(|| PathBuf::from("var/dbt-target"), PathBuf::from),
             threads: env.number_in("DBT_THREADS", 2u32, 1..=64)?,
             docs: env.flag("DBT_DOCS", true)?,
+            database_url: env
+                .get("DBT_DATABASE_URL")
+                .map(|raw| {
+                    DatabaseUrl::parse(&raw)
+                        .map_err(|e| ConfigError::invalid("DBT_DATABASE_URL", "<hidden>", e))
+                })
+                .transpose()?,
         })
     }
 }

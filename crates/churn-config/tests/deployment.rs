@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use churn_config::{ClassifierConfig, Env, SchedulerConfig, SynthesizerConfig};
+use churn_config::{ClassifierConfig, DATABASE_ROLES, Env, SchedulerConfig, SynthesizerConfig};
 use serde_yaml::{Mapping, Value};
 
 /// Variables a configuration reads that neither sample.env nor the compose file should set, and why.
@@ -27,7 +27,7 @@ const NOT_SET_ON_PURPOSE: [(&str, &str); 3] = [
 ];
 
 /// Services that run to completion once; everything else runs until stopped.
-const ONE_SHOTS: [&str; 3] = ["minio-init", "seed-fetch", "metabase-provision"];
+const ONE_SHOTS: [&str; 4] = ["minio-init", "seed-fetch", "metabase-provision", "migrate"];
 
 /// The only ports published beyond 127.0.0.1: the proxy's HTTPS, and HTTP for its redirect and ACME.
 const PUBLIC_PORTS: [(&str, &str); 2] = [("proxy", "443"), ("proxy", "80")];
@@ -196,7 +196,22 @@ fn every_variable_a_service_reads_is_in_sample_env_and_passed_to_it_by_compose()
         let names = env.names_read();
         assert!(names.len() > 20, "{name} read only {names:?}");
         let passed = environment(service(&services, name));
-        for var in names.iter().filter(|v| !exempt.contains(v.as_str())) {
+        // Role passwords are read only to set them while migrating, which compose leaves to `migrate`:
+        // a service holds its own password in its DATABASE_URL and no other role's.
+        let role_passwords: BTreeSet<&str> =
+            DATABASE_ROLES.iter().map(|r| r.password_var).collect();
+        for var in names.iter().filter(|v| role_passwords.contains(v.as_str())) {
+            if !sample.contains_key(var) {
+                problems.push(format!("{var} (read by {name}) is not in sample.env"));
+            }
+            if passed.contains_key(var) {
+                problems.push(format!("{var} must not be passed to the {name} service"));
+            }
+        }
+        for var in names
+            .iter()
+            .filter(|v| !exempt.contains(v.as_str()) && !role_passwords.contains(v.as_str()))
+        {
             if !sample.contains_key(var) {
                 problems.push(format!("{var} (read by {name}) is not in sample.env"));
             }
@@ -510,4 +525,96 @@ fn the_recording_env_lists_what_a_configuration_reads_and_sets_nothing() {
         );
     }
     assert!(Env::from_pairs([("A", "1")]).names_read().is_empty());
+}
+
+/// The user of a `postgres://user:password@host/db` value as compose writes it (the password an
+/// interpolation, the user a literal).
+fn database_user(url: &str) -> String {
+    let rest = url.strip_prefix("postgres://").unwrap_or_default();
+    rest.split([':', '@']).next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn each_service_logs_in_as_its_own_roles_and_none_as_a_superuser_or_the_root_user() {
+    let services = compose();
+    let superuser = text(&service(&services, "postgres")["environment"]["POSTGRES_USER"]);
+    let mut problems = Vec::new();
+    let mismatch = |who: &str, what: &str, found: Option<String>, wanted: &str| {
+        (found.as_deref() != Some(wanted))
+            .then(|| format!("{who}: {what} is {found:?}, expected {wanted:?}"))
+    };
+    for name in ["classifier", "synthesizer", "scheduler"] {
+        let env = environment(service(&services, name));
+        let user = env.get("DATABASE_URL").map(|u| database_user(u));
+        problems.extend(mismatch(
+            name,
+            "the DATABASE_URL user",
+            user,
+            &format!("churn_{name}"),
+        ));
+        problems.extend(mismatch(
+            name,
+            "DATABASE_MIGRATE",
+            env.get("DATABASE_MIGRATE").cloned(),
+            "false",
+        ));
+        let key = env.get("AWS_ACCESS_KEY_ID").cloned();
+        problems.extend(mismatch(
+            name,
+            "the MinIO user",
+            key,
+            &format!("churn-{name}"),
+        ));
+        let secret = env
+            .get("AWS_SECRET_ACCESS_KEY")
+            .cloned()
+            .unwrap_or_default();
+        let wanted = format!("MINIO_{}_SECRET", name.to_uppercase());
+        if !secret.contains(&wanted) || secret.contains("MINIO_ROOT") {
+            problems.push(format!(
+                "{name}: AWS_SECRET_ACCESS_KEY must come from {wanted}"
+            ));
+        }
+    }
+    let scheduler = environment(service(&services, "scheduler"));
+    let dbt = scheduler.get("DBT_DATABASE_URL").map(|u| database_user(u));
+    problems.extend(mismatch(
+        "scheduler",
+        "the DBT_DATABASE_URL user",
+        dbt,
+        "churn_dbt",
+    ));
+    let migrate = environment(service(&services, "migrate"));
+    let owner = migrate.get("DATABASE_URL").map(|u| database_user(u));
+    problems.extend(mismatch(
+        "migrate",
+        "the DATABASE_URL user",
+        owner,
+        "churn_owner",
+    ));
+    let command: Vec<String> = service(&services, "migrate")["command"]
+        .as_sequence()
+        .map(|c| c.iter().map(text).collect())
+        .unwrap_or_default();
+    if command != ["churnctl", "migrate"] {
+        problems.push(format!(
+            "migrate runs {command:?}, expected churnctl migrate"
+        ));
+    }
+    // Nothing connects as the superuser: no URL names it.
+    for (name, definition) in &services {
+        let name = text(name);
+        for (var, value) in environment(definition.as_mapping().unwrap()) {
+            if value.starts_with("postgres://") && database_user(&value) == superuser {
+                problems.push(format!(
+                    "{name}: {var} logs in as the superuser {superuser}"
+                ));
+            }
+        }
+    }
+    let init = repo_file("deploy/postgres/init-databases.sh");
+    if !init.contains("create role churn_owner login createrole password") {
+        problems.push("init-databases.sh must create churn_owner with CREATEROLE".to_owned());
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -10,13 +10,15 @@ pub mod monitoring;
 pub mod objects;
 pub mod ops;
 pub mod overview;
+pub mod roles;
 pub mod seed;
 pub mod sql;
 pub mod warehouse;
 
 pub use db::{connect, connect_lazy, ping};
-pub use migrate::{READONLY_ROLE, embedded_migrations, migrate, set_readonly_password};
+pub use migrate::{embedded_migrations, migrate};
 pub use objects::{ObjectStoreHandle, ObjectStoreUrl};
+pub use roles::{READONLY_ROLE, connected_role, set_role_passwords};
 
 /// Everything that can go wrong talking to the database, the object store or the seed-data server.
 #[derive(Debug, thiserror::Error)]

@@ -26,11 +26,14 @@ const MIGRATION_LOCK_KEY: i64 = 0x6368_7572_6e5f_6d67; // "churn_mg"
 
 /// Every migration compiled into this binary, in order: (version, name).
 pub fn embedded_migrations() -> Vec<(i32, String)> {
-    embedded::migrations::runner()
+    let mut migrations: Vec<(i32, String)> = embedded::migrations::runner()
         .get_migrations()
         .iter()
         .map(|m| (m.version(), m.name().to_owned()))
-        .collect()
+        .collect();
+    // refinery lists them in file-name order, where V11 comes before V2; it applies them by version.
+    migrations.sort_by_key(|m| m.0);
+    migrations
 }
 
 /// Applies pending migrations to the database at `url` and returns the versions applied now.
@@ -54,56 +57,9 @@ pub async fn migrate(url: &str) -> Result<Vec<i32>, Error> {
         .collect())
 }
 
-/// The role BI tools (Grafana, Metabase) connect as; migration V6 creates it and grants it reads of the
-/// dbt marts and the monitoring schema only.
-pub const READONLY_ROLE: &str = "churn_readonly";
-
-/// Sets the password of [`READONLY_ROLE`] (from READONLY_DB_PASSWORD) in the database at `url`.
-///
-/// The migrations cannot hold a password, so services and `churnctl migrate` call this after migrating.
-/// It holds the migration lock: two services starting together would otherwise update the role's row at
-/// once, and PostgreSQL refuses the second ("tuple concurrently updated").
-pub async fn set_readonly_password(
-    url: &str,
-    password: &churn_config::Secret,
-) -> Result<(), Error> {
-    let mut conn = connect_locked(url).await?;
-    // ALTER ROLE takes no parameters: the role and password reach it as settings of this transaction
-    // only, and the server quotes them into the statement (format's %I and %L), so no password can
-    // break out of its literal.
-    let result = async {
-        let mut tx = conn.begin().await?;
-        sqlx::query!(
-            "select set_config('churn.readonly_role', $1, true) as role,
-                    set_config('churn.readonly_password', $2, true) as password",
-            READONLY_ROLE,
-            password.expose(),
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "do $$ begin
-                 execute format('alter role %I with password %L',
-                     current_setting('churn.readonly_role'), current_setting('churn.readonly_password'));
-             end $$"
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
-    }
-    .await;
-    unlock(conn).await;
-    result.map(|_| ()).map_err(|e| {
-        Error::Migration(format!(
-            "READONLY_DB_PASSWORD: could not set the password of role {READONLY_ROLE} (the DATABASE_URL \
-             role needs CREATEROLE, and migration V6 must have run): {e}"
-        ))
-    })
-}
-
 /// Connects to `url` and takes the migration lock (waiting up to [`LOCK_TIMEOUT`] for another holder),
 /// with `public` first on the search path.
-async fn connect_locked(url: &str) -> Result<PgConnection, Error> {
+pub(crate) async fn connect_locked(url: &str) -> Result<PgConnection, Error> {
     let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url))
         .await
         .map_err(|_| {
@@ -153,7 +109,7 @@ async fn set_lock_timeout(
 }
 
 /// Releases the migration lock (closing the connection would release it too) and closes the connection.
-async fn unlock(mut conn: PgConnection) {
+pub(crate) async fn unlock(mut conn: PgConnection) {
     let _ = sqlx::query!(
         "select pg_advisory_unlock($1) as released",
         MIGRATION_LOCK_KEY

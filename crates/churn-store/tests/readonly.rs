@@ -163,9 +163,19 @@ async fn the_readonly_role_reads_the_marts_and_monitoring_and_nothing_else() {
 async fn the_readonly_password_is_set_from_the_configured_value_whatever_its_characters() {
     let db = TestDb::new().await;
     let password = churn_config::Secret::new("it's a \"quoted\" pass; drop role x; --");
-    churn_store::set_readonly_password(&db.url, &password)
-        .await
+    let readonly = churn_config::DATABASE_ROLES
+        .into_iter()
+        .find(|r| r.name == churn_store::READONLY_ROLE)
         .unwrap();
+    churn_store::set_role_passwords(
+        &db.url,
+        &[churn_config::RolePassword {
+            role: readonly,
+            password,
+        }],
+    )
+    .await
+    .unwrap();
     // pg_authid holds the password's SCRAM verifier, never the password itself.
     let stored = sqlx::query_scalar!(
         "select rolpassword from pg_authid where rolname = $1",

@@ -78,6 +78,24 @@ impl TestDb {
         db
     }
 
+    /// The test database's URL as `role`, without a password (the test server trusts local connections),
+    /// to exercise what a service's own role may do.
+    pub fn url_as(&self, role: &str) -> String {
+        let mut url = url::Url::parse(&self.url).expect("the test database URL is a URL");
+        url.set_username(role)
+            .expect("a URL with a host takes a user name");
+        url.set_password(None)
+            .expect("a URL with a host takes a password");
+        url.to_string()
+    }
+
+    /// A pool of connections to the test database as `role` (see [`TestDb::url_as`]).
+    pub async fn pool_as(&self, role: &str) -> PgPool {
+        churn_store::connect(&self.url_as(role), 3)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the test database as {role}: {e}"))
+    }
+
     /// Creates a fresh database without applying migrations.
     pub async fn empty() -> TestDb {
         let admin_url = admin_database_url();

@@ -93,40 +93,61 @@ pub struct Infra {
 }
 
 impl Infra {
-    /// Waits for the database (up to DATABASE_WAIT_SECS), applies migrations, opens the pool and the
-    /// object store. Several services may do this at once: migrations serialize on an advisory lock.
+    /// Waits for the database (up to DATABASE_WAIT_SECS), applies migrations and sets the service roles'
+    /// passwords (unless DATABASE_MIGRATE is off), opens the pool and the object store. Several services
+    /// may do this at once: migrations serialize on an advisory lock.
     pub async fn start(config: &CommonConfig) -> anyhow::Result<Infra> {
         let database = &config.database;
         let deadline = Instant::now() + database.wait;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
-        loop {
-            match churn_store::migrate(database.url.expose()).await {
-                Ok(applied) => {
-                    if !applied.is_empty() {
-                        tracing::info!(?applied, "applied database migrations");
-                    }
-                    break;
-                }
+        let pool = loop {
+            match prepare_database(database).await {
+                Ok(pool) => break pool,
                 Err(churn_store::Error::Connect(e)) if Instant::now() < deadline => {
                     tracing::warn!(error = %e, "database not reachable yet; retrying");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e) => {
-                    return Err(e).context("DATABASE_URL: the database could not be migrated");
+                    return Err(e).context(if database.migrate {
+                        "DATABASE_URL: the database could not be migrated"
+                    } else {
+                        "DATABASE_URL"
+                    });
                 }
             }
-        }
-        if let Some(password) = &database.readonly_password {
-            churn_store::set_readonly_password(database.url.expose(), password)
-                .await
-                .context("READONLY_DB_PASSWORD")?;
-        }
-        let pool = churn_store::connect(database.url.expose(), database.max_connections)
-            .await
-            .context("DATABASE_URL")?;
+        };
+        warn_if_superuser(&pool).await;
         let objects = ObjectStoreHandle::open(&config.objects.url, &config.objects.s3)
             .context("OBJECT_STORE_URL")?;
         Ok(Infra { pool, objects })
+    }
+}
+
+/// Migrates (when DATABASE_MIGRATE is on) and opens the pool.
+async fn prepare_database(
+    database: &churn_config::DatabaseConfig,
+) -> Result<PgPool, churn_store::Error> {
+    if database.migrate {
+        let applied = churn_store::migrate(database.url.expose()).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied database migrations");
+        }
+        churn_store::set_role_passwords(database.url.expose(), &database.role_passwords).await?;
+    }
+    churn_store::connect(database.url.expose(), database.max_connections).await
+}
+
+/// A service connected as a superuser can do anything to the warehouse; it still runs (a local run, the
+/// tests), but says so: deployed, each service logs in as its own role (README: "Database roles").
+async fn warn_if_superuser(pool: &PgPool) {
+    match churn_store::connected_role(pool).await {
+        Ok(role) if role.superuser => tracing::warn!(
+            role = %role.name,
+            "DATABASE_URL logs in as a superuser: give this service its own role (churn_classifier, \
+             churn_synthesizer, churn_scheduler) so that a compromise cannot reach beyond its grants"
+        ),
+        Ok(role) => tracing::info!(role = %role.name, "connected to the database"),
+        Err(e) => tracing::warn!(error = %e, "could not read the role DATABASE_URL logs in as"),
     }
 }
 

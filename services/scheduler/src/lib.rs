@@ -282,11 +282,12 @@ fn jobs(config: &SchedulerConfig, infra: &Infra) -> anyhow::Result<Jobs> {
     if let Some(dir) = &dbt_settings.profiles_dir {
         dbt_params = dbt_params.profiles_dir(dir);
     }
-    let dbt = DbtJob::new(
-        dbt_params.check(),
-        common.database.url.expose(),
-        infra.pool.clone(),
-    );
+    // dbt builds as its own role (the marts' owner) where one is configured.
+    let dbt_url = dbt_settings
+        .database_url
+        .as_ref()
+        .unwrap_or(&common.database.url);
+    let dbt = DbtJob::new(dbt_params.check(), dbt_url.expose(), infra.pool.clone());
     let dbt_docs = dbt.docs_dir().map(std::path::Path::to_path_buf);
     let (monitoring, retrain_requests) = monitoring_jobs(config, infra)?;
     let mut jobs = vec![

@@ -5,6 +5,7 @@ mod edges;
 mod health;
 mod malformed;
 mod predict;
+mod roles;
 mod shadow;
 mod swap;
 
