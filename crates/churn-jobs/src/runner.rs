@@ -301,29 +301,33 @@ impl Runner {
             "the scheduler is shutting down; the run did not stop within the shutdown grace ({} s)",
             grace.as_secs_f64()
         );
-        for (run_id, job, rows) in left {
+        // All at once, so that many runs still fit in the reserve.
+        let closing = left.into_iter().map(|(run_id, job, rows)| {
             let details = json!({ "interrupted": why });
-            let rows = (rows > 0).then_some(rows);
-            match tokio::time::timeout(
-                reserve.max(Duration::from_millis(200)),
-                ops::interrupt_run(&self.inner.pool, run_id, rows, &details),
-            )
-            .await
-            {
-                Ok(Ok(true)) => {
-                    tracing::warn!(job, %run_id, "run still going at the end of the shutdown grace; recorded interrupted");
-                    metrics::counter!("job_runs_total", "job" => job, "status" => "interrupted")
-                        .increment(1);
-                }
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(job, %run_id, error = %e, "cannot record the run interrupted; the next start closes it as abandoned");
-                }
-                Err(_) => {
-                    tracing::error!(job, %run_id, "recording the run interrupted took too long; the next start closes it as abandoned");
+            async move {
+                let rows = (rows > 0).then_some(rows);
+                let closed = tokio::time::timeout(
+                    reserve.max(Duration::from_millis(200)),
+                    ops::interrupt_run(&self.inner.pool, run_id, rows, &details),
+                )
+                .await;
+                match closed {
+                    Ok(Ok(true)) => {
+                        tracing::warn!(job, %run_id, "run still going at the end of the shutdown grace; recorded interrupted");
+                        metrics::counter!("job_runs_total", "job" => job, "status" => "interrupted")
+                            .increment(1);
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(job, %run_id, error = %e, "cannot record the run interrupted; the next start closes it as abandoned");
+                    }
+                    Err(_) => {
+                        tracing::error!(job, %run_id, "recording the run interrupted took too long; the next start closes it as abandoned");
+                    }
                 }
             }
-        }
+        });
+        futures::future::join_all(closing).await;
     }
 
     /// A token cancelled when the runner shuts down.
