@@ -13,7 +13,9 @@ pub mod search;
 pub mod split;
 
 pub use importance::Importance;
-pub use model::{ChurnModel, Contribution, Event, FLAVOR, LoadedModel, SCHEMA_VERSION, train};
+pub use model::{
+    ChurnModel, Contribution, Event, FLAVOR, LoadedModel, SCHEMA_VERSION, train, train_until,
+};
 pub use options::{TrainOptions, ValidTrainOptions};
 
 /// Everything that can go wrong training or loading a churn model.
@@ -36,6 +38,10 @@ pub enum Error {
         positives: usize,
         folds: usize,
     },
+    /// The caller's stop flag was raised; checked between folds, candidates and stages (a single fit
+    /// runs to its end).
+    #[error("training was stopped before it finished ({stage})")]
+    Cancelled { stage: &'static str },
     #[error("model error: {0}")]
     Model(String),
     #[error("the churn model artifact is invalid: {0}")]

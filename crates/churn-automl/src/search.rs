@@ -6,6 +6,7 @@
 //! slower than the cost model assumes, the search ends early and the training record says so.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use churn_core::metrics;
@@ -174,7 +175,8 @@ fn build_folds(x: &[f64], cols: usize, y: &[bool], fold_of: &[usize], k: usize) 
         .collect()
 }
 
-/// Out-of-fold scores of one candidate, its folds fitted on up to `threads` threads.
+/// Out-of-fold scores of one candidate, its folds fitted on up to `threads` threads; no fold starts
+/// once `stop` is raised.
 fn cross_validate(
     params: &Params,
     folds: &[Fold],
@@ -182,6 +184,7 @@ fn cross_validate(
     n: usize,
     seed: u64,
     threads: usize,
+    stop: &AtomicBool,
 ) -> Result<Vec<f64>, Error> {
     let oof = Mutex::new(vec![0.0; n]);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -192,6 +195,9 @@ fn cross_validate(
                 loop {
                     let f = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(fold) = folds.get(f) else { break };
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     // The fitted model is scored live: no JSON dump and re-parse per fold.
                     let scores =
                         estimators::fit_live(params, &fold.train_x, cols, &fold.train_y, seed)
@@ -217,17 +223,24 @@ fn cross_validate(
     if let Some(e) = failure.into_inner().ok().flatten() {
         return Err(e);
     }
+    if stop.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled {
+            stage: "cross-validation",
+        });
+    }
     oof.into_inner()
         .map_err(|_| Error::Model("a cross-validation worker panicked".into()))
 }
 
 /// Runs the search over the plan and picks the best candidate (or blend) by out-of-fold ROC AUC.
 /// `x` is the raw feature matrix (row-major, `cols` columns); `on_trial` sees each trial as it ends.
+/// Raising `stop` ends it with [`Error::Cancelled`] before the next fold.
 pub fn search(
     x: &[f64],
     cols: usize,
     y: &[bool],
     options: &ValidTrainOptions,
+    stop: &AtomicBool,
     mut on_trial: impl FnMut(&Trial, &Trial),
 ) -> Result<SearchOutcome, Error> {
     let started = Instant::now();
@@ -267,7 +280,15 @@ pub fn search(
             break;
         }
         let trial_started = Instant::now();
-        let oof = cross_validate(&params, &folds, cols, n, options.seed, options.threads)?;
+        let oof = cross_validate(
+            &params,
+            &folds,
+            cols,
+            n,
+            options.seed,
+            options.threads,
+            stop,
+        )?;
         let auc = metrics::roc_auc(y, &oof).unwrap_or(0.5);
         trials.push(Trial {
             number,

@@ -255,3 +255,37 @@ fn training_options_out_of_range_are_refused_naming_the_parameter() {
         assert!(err.starts_with(name), "{err}");
     }
 }
+
+#[test]
+fn raising_the_stop_flag_ends_a_long_search_within_a_fit_and_returns_no_model() {
+    let (train_rows, _) = split();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let trials = std::sync::atomic::AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    let raised = std::sync::OnceLock::new();
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Stop once the search is under way (its first trials scored), as a shutdown would.
+            while trials.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = raised.set(std::time::Instant::now());
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        churn_automl::train_until(&train_rows, None, options(600), &stop, |_| {
+            trials.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+    });
+    let err = result.expect_err("a stopped search returns no model");
+    assert!(
+        matches!(err, churn_automl::Error::Cancelled { .. }),
+        "{err}"
+    );
+    let after_stop = raised.get().unwrap().elapsed();
+    // A 600 s budget plans minutes of work; stopping waits for the folds in progress only.
+    assert!(
+        after_stop < Duration::from_secs(5),
+        "stopped {after_stop:?} after the flag"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

@@ -111,12 +111,25 @@ fn run_rows(runs: &[RunLine], with_job: bool) -> Markup {
                         td { (when(run.started_at)) }
                         td.num { (num(run_seconds(run), 1)) }
                         td.num { (run.rows_affected.map_or("–".to_owned(), |r| r.to_string())) }
-                        td.error { (run.error.as_deref().unwrap_or("")) }
+                        @if let Some(why) = interrupted_because(run) {
+                            td.note { "stopped: " (why) }
+                        } @else {
+                            td.error { (run.error.as_deref().unwrap_or("")) }
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Why an interrupted run stopped (the runner records it in the run's details); not an error.
+fn interrupted_because(run: &RunLine) -> Option<&str> {
+    (run.status == churn_store::ops::RunStatus::Interrupted).then(|| {
+        run.details.0["interrupted"]
+            .as_str()
+            .unwrap_or("told to stop")
+    })
 }
 
 /// `/`: the champion, throughput, freshness, the drift flag and the latest run of every job.

@@ -51,6 +51,7 @@ impl Job for DbtJob {
                 .run(&self.pool, Some(ctx.run_id), &ctx.cancel)
                 .await
                 .map_err(|e| match e {
+                    churn_dbt::Error::Cancelled { .. } => JobError::Interrupted(e.to_string()),
                     // dbt could not reach the database or did not finish in time: may pass.
                     churn_dbt::Error::Failed { .. }
                     | churn_dbt::Error::TimedOut { .. }

@@ -5,7 +5,9 @@
 //! one writer that assigns the ULIDs, so ids increase in insertion order. A batch whose write fails is
 //! retried with the same ULIDs; after a failure whose outcome is unknown, the writer looks before writing
 //! again, so a batch is never half-written and never duplicated. When the synthesizer or the classifier
-//! is down the job backs off and writes nothing: no customer is stored without its prediction.
+//! is down the job backs off and writes nothing: no customer is stored without its prediction. A run
+//! told to stop before its customers (or its run length) are done ends after its current batch as
+//! interrupted, the batches it wrote counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,6 +138,9 @@ pub enum GenerateError {
     /// A dependency was down the whole run; the next attempt may find it back.
     #[error("no customer was written: {last_error}")]
     NothingWritten { last_error: String },
+    /// Told to stop before its work was done; `written` customers were committed.
+    #[error("{written} customers written in {batches} batches")]
+    Interrupted { written: u64, batches: u64 },
 }
 
 impl From<GenerateError> for JobError {
@@ -145,6 +150,7 @@ impl From<GenerateError> for JobError {
             GenerateError::Database(_) | GenerateError::NothingWritten { .. } => {
                 JobError::Retryable(e.to_string())
             }
+            GenerateError::Interrupted { .. } => JobError::Interrupted(e.to_string()),
             _ => JobError::Fatal(e.to_string()),
         }
     }
@@ -431,6 +437,8 @@ impl Generate {
 
         let mut ulids = ulid::Generator::new();
         let (mut written, mut batches) = (0u64, 0u64);
+        // Customers written or rejected: the per-run budget they count against.
+        let mut processed = 0u64;
         let mut versions = std::collections::BTreeSet::new();
         let mut failure = None;
         while let Some(next) = {
@@ -453,12 +461,14 @@ impl Generate {
             metrics::histogram!("generate_stage_seconds", "stage" => "classify")
                 .record(scored.classify_seconds);
             versions.insert(scored.prediction.model_version);
+            let size = scored.customers.len() as u64;
             match self
                 .write(scored, &mut ulids, ctx.run_id, &ctx.cancel)
                 .await
             {
                 Ok(n) => {
                     written += n as u64;
+                    processed += size;
                     batches += 1;
                     ctx.committed(n as i64);
                 }
@@ -484,6 +494,15 @@ impl Generate {
         while producers.join_next().await.is_some() {}
         if let Some(e) = failure {
             return Err(e);
+        }
+        // A stop that came after the work was done (every customer written, or the run's length
+        // reached) does not make the run interrupted.
+        let done = match self.params.mode {
+            GenerateMode::PerRun { customers } => processed >= customers,
+            GenerateMode::Continuous { run_length, .. } => started.elapsed() >= run_length,
+        };
+        if ctx.cancel.is_cancelled() && !done {
+            return Err(GenerateError::Interrupted { written, batches });
         }
         let seconds = started.elapsed().as_secs_f64();
         let dependency_error = last_error.lock().ok().and_then(|e| e.clone());

@@ -15,7 +15,9 @@ pub struct RunContext {
     pub trigger: Trigger,
     pub attempt: u32,
     /// Cancelled at shutdown, when the job's lock is lost, or when a continuous job is paused: a job
-    /// finishes (or rolls back) its current batch and returns.
+    /// finishes (or rolls back) its current batch and returns [`JobError::Interrupted`] (or its
+    /// outcome, if its work was done anyway). A run still going when the shutdown grace ends is
+    /// recorded interrupted by the runner.
     pub cancel: CancellationToken,
     /// Rows committed so far by this run, across attempts (see [`RunContext::committed`]).
     pub(crate) committed: Arc<std::sync::atomic::AtomicI64>,
@@ -47,6 +49,10 @@ pub enum JobError {
     /// Will not pass by trying again (bad input, a broken invariant).
     #[error("{0}")]
     Fatal(String),
+    /// The run was told to stop ([`RunContext::cancel`]) and stopped before its work was done: the run
+    /// is recorded `interrupted`, never retried, and no failure alert counts it.
+    #[error("stopped before it finished: {0}")]
+    Interrupted(String),
 }
 
 impl JobError {

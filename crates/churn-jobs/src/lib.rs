@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod params;
 pub mod retrain;
 pub mod runner;
+mod spec;
 
 pub use churn_store::ops::{JobRun, RunStatus, Trigger};
 pub use params::InvalidParameter;

@@ -2,7 +2,8 @@
 //! candidate and the champion on the same held-out rows, registers it and promotes it only on evidence,
 //! with the trigger(s) it answers to recorded. Besides its cron and the API, a run is requested by
 //! evidence: dataset drift, a drop of the champion's live ROC AUC below its test ROC AUC, or enough newly
-//! labelled ingested rows since the last training, at most once per cooldown.
+//! labelled ingested rows since the last training, at most once per cooldown. A run told to stop returns
+//! at once, registering nothing, and the runner hands the triggers it claimed back to the waiting queue.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -72,6 +73,9 @@ pub enum RetrainError {
 impl From<RetrainError> for JobError {
     fn from(e: RetrainError) -> Self {
         match &e {
+            RetrainError::Train(churn_models::Error::Cancelled) => {
+                JobError::Interrupted(e.to_string())
+            }
             RetrainError::Store(_) | RetrainError::Registry(_) => {
                 JobError::Retryable(e.to_string())
             }
@@ -324,7 +328,10 @@ impl Retrain {
         let triggers = monitoring::claim_retrain_triggers(&self.pool, ctx.run_id, fallback).await?;
         let reasons: Vec<&str> = triggers.iter().map(|t| t.reason.as_str()).collect();
         tracing::info!(?reasons, "retraining");
-        let (customers, description, sha256) = self.training_rows().await?;
+        let (customers, description, sha256) = tokio::select! {
+            rows = self.training_rows() => rows?,
+            () = ctx.cancel.cancelled() => return Err(churn_models::Error::Cancelled.into()),
+        };
         let rows = customers.len();
         let request = TrainRequest {
             data: TrainingData::Rows {
@@ -344,7 +351,12 @@ impl Retrain {
             hold_for_live: self.params.hold_for_live,
             code_version: self.params.code_version.clone(),
         };
-        let outcome = churn_models::train_and_register(&self.registry, request, |_| {}).await?;
+        // The training is CPU-bound for up to the budget: cancelling raises its stop flag and returns at
+        // once, so the run is recorded interrupted within the shutdown grace and nothing is registered;
+        // the abandoned thread stops at its next cross-validation fold.
+        let outcome =
+            churn_models::train_and_register_until(&self.registry, request, &ctx.cancel, |_| {})
+                .await?;
         let (version, decision) = outcome
             .registered
             .as_ref()

@@ -1,7 +1,9 @@
 //! The job runner: run records, one run of a job at a time across replicas, retries with exponential
-//! back-off and jitter, timeouts, pause, abandoned runs, and a shutdown that closes what it started.
+//! back-off and jitter, timeouts, pause, abandoned runs, and a shutdown that closes what it started
+//! (`interrupted`, never `failed`: a restart is not a failure).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,81 +16,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 pub use crate::job::{Job, JobError, Outcome, RunContext};
-
-/// When a job runs on its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Schedule {
-    /// On a cron expression with seconds (`sec min hour day month weekday`, UTC).
-    Cron(String),
-    /// Again and again: a run ends (e.g. after a minute) and the next starts at once.
-    Continuous,
-    /// Only when triggered (by the API or an event).
-    OnDemand,
-}
-
-/// How a job is run: its schedule, switch, timeout and retries.
-#[derive(Debug, Clone)]
-pub struct JobSpec {
-    pub name: &'static str,
-    pub schedule: Schedule,
-    /// Disabled jobs are not scheduled (they can still be triggered by hand).
-    pub enabled: bool,
-    /// Longest one attempt may take.
-    pub timeout: Duration,
-    /// Further attempts after a failed one whose error may pass.
-    pub retries: u32,
-    /// The first back-off; each further retry doubles it (with jitter), up to `max_retry_delay`.
-    pub retry_delay: Duration,
-    pub max_retry_delay: Duration,
-}
-
-impl JobSpec {
-    /// Refuses specs that cannot work, naming the setting.
-    pub fn check(&self) -> Result<(), RunnerError> {
-        let bad = |setting: &str, value: String, rule: &'static str| {
-            Err(RunnerError::InvalidSpec {
-                job: self.name.to_owned(),
-                setting: setting.to_owned(),
-                value,
-                rule,
-            })
-        };
-        let valid_name = !self.name.is_empty()
-            && self.name.len() <= 64
-            && self.name.starts_with(|c: char| c.is_ascii_lowercase())
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !valid_name {
-            return bad(
-                "name",
-                self.name.to_owned(),
-                "1-64 lower-case letters, digits or '_', starting with a letter",
-            );
-        }
-        if self.timeout.is_zero() {
-            return bad("timeout", "0".into(), "must be at least 1 s");
-        }
-        if self.retries > 100 {
-            return bad("retries", self.retries.to_string(), "must be at most 100");
-        }
-        if self.retry_delay > self.max_retry_delay {
-            return bad(
-                "retry_delay",
-                format!("{} s", self.retry_delay.as_secs_f64()),
-                "must not exceed the largest retry delay",
-            );
-        }
-        Ok(())
-    }
-
-    /// The wait before attempt `attempt + 1`: `retry_delay · 2^(attempt-1)` plus jitter of up to one
-    /// `retry_delay` (so replicas retrying together spread out), capped at `max_retry_delay`.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        Backoff::jittered(self.retry_delay, self.max_retry_delay).delay_before_retry(attempt)
-    }
-}
+pub use crate::spec::{JobSpec, Schedule};
 
 /// Why the runner could not start or change a job.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +43,12 @@ struct Registered {
     job: Arc<dyn Job>,
 }
 
+/// A run in progress on this runner, for closing it when it outlives the shutdown grace.
+struct Active {
+    job: &'static str,
+    committed: Arc<AtomicI64>,
+}
+
 struct Inner {
     pool: PgPool,
     database_url: String,
@@ -122,6 +56,7 @@ struct Inner {
     jobs: BTreeMap<&'static str, Registered>,
     shutdown: CancellationToken,
     running: TaskTracker,
+    active: Mutex<BTreeMap<Uuid, Active>>,
 }
 
 /// Runs registered jobs with their guarantees. Cheap to clone.
@@ -164,6 +99,7 @@ impl Runner {
                 jobs: registered,
                 shutdown: CancellationToken::new(),
                 running: TaskTracker::new(),
+                active: Mutex::new(BTreeMap::new()),
             }),
         })
     }
@@ -335,21 +271,63 @@ impl Runner {
         }
     }
 
-    /// Stops starting runs, tells running ones to stop after their current batch, and waits up to `grace`
-    /// for them to close their records. Runs still going after that are closed as abandoned by the next
-    /// scheduler to start.
+    /// Stops starting runs, tells running ones to stop (they end their current batch, or a training
+    /// its current fit, and record themselves `interrupted`), and waits for them within `grace`. Runs
+    /// still going near its end are recorded `interrupted` here, with the retrain triggers they
+    /// claimed waiting again, so a restart never leaves a run `running` for the next start to close as
+    /// failed; the last quarter of the grace (at most 1 s) is kept for writing those records.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.cancel();
         self.inner.running.close();
-        if tokio::time::timeout(grace, self.inner.running.wait())
+        let reserve = (grace / 4).min(Duration::from_secs(1));
+        if tokio::time::timeout(grace - reserve, self.inner.running.wait())
             .await
-            .is_err()
+            .is_ok()
         {
-            tracing::warn!(
-                grace_secs = grace.as_secs(),
-                "runs still going after the shutdown grace period"
-            );
+            return;
         }
+        let left: Vec<(Uuid, &'static str, i64)> = self
+            .inner
+            .active
+            .lock()
+            .map(|active| {
+                active
+                    .iter()
+                    .map(|(id, a)| (*id, a.job, a.committed.load(Ordering::Relaxed)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let why = format!(
+            "the scheduler is shutting down; the run did not stop within the shutdown grace ({} s)",
+            grace.as_secs_f64()
+        );
+        // All at once, so that many runs still fit in the reserve.
+        let closing = left.into_iter().map(|(run_id, job, rows)| {
+            let details = json!({ "interrupted": why });
+            async move {
+                let rows = (rows > 0).then_some(rows);
+                let closed = tokio::time::timeout(
+                    reserve.max(Duration::from_millis(200)),
+                    ops::interrupt_run(&self.inner.pool, run_id, rows, &details),
+                )
+                .await;
+                match closed {
+                    Ok(Ok(true)) => {
+                        tracing::warn!(job, %run_id, "run still going at the end of the shutdown grace; recorded interrupted");
+                        metrics::counter!("job_runs_total", "job" => job, "status" => "interrupted")
+                            .increment(1);
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(job, %run_id, error = %e, "cannot record the run interrupted; the next start closes it as abandoned");
+                    }
+                    Err(_) => {
+                        tracing::error!(job, %run_id, "recording the run interrupted took too long; the next start closes it as abandoned");
+                    }
+                }
+            }
+        });
+        futures::future::join_all(closing).await;
     }
 
     /// A token cancelled when the runner shuts down.
@@ -421,12 +399,21 @@ async fn execute(
         reason.clone(),
         finished.clone(),
     );
-    let committed = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let committed = Arc::new(AtomicI64::new(0));
+    if let Ok(mut active) = inner.active.lock() {
+        active.insert(
+            run_id,
+            Active {
+                job: spec.name,
+                committed: committed.clone(),
+            },
+        );
+    }
     let attempts = async {
         let mut attempt = 1u32;
         let mut failures: Vec<Value> = Vec::new();
         loop {
-            let before = committed.load(std::sync::atomic::Ordering::Relaxed);
+            let before = committed.load(Ordering::Relaxed);
             let ctx = RunContext {
                 run_id,
                 trigger,
@@ -483,6 +470,8 @@ async fn execute(
     if let Some(why) = stopped {
         details["interrupted"] = json!(why);
     }
+    let committed_rows = committed.load(Ordering::Relaxed);
+    let committed_rows = (committed_rows > 0).then_some(committed_rows);
     let (status, rows, error) = match &result {
         Ok(outcome) => {
             if let Value::Object(extra) = &outcome.details {
@@ -492,14 +481,22 @@ async fn execute(
             }
             (RunStatus::Succeeded, Some(outcome.rows), None)
         }
-        Err(e) => {
-            let rows = committed.load(std::sync::atomic::Ordering::Relaxed);
-            (
-                RunStatus::Failed,
-                (rows > 0).then_some(rows),
-                Some(e.to_string()),
-            )
+        // Told to stop and did not finish: whatever error the stop caused (a killed dbt, a dropped
+        // request) is a consequence, not a failure, and stays in the details.
+        Err(e) if stopped.is_some() || matches!(e, JobError::Interrupted(_)) => {
+            match e {
+                // Where the job was when it stopped (e.g. the customers it had written).
+                JobError::Interrupted(what) => {
+                    details["stopped"] = json!(what);
+                    if stopped.is_none() {
+                        details["interrupted"] = json!(what);
+                    }
+                }
+                other => details["error"] = json!(other.to_string()),
+            }
+            (RunStatus::Interrupted, committed_rows, None)
         }
+        Err(e) => (RunStatus::Failed, committed_rows, Some(e.to_string())),
     };
     finish(
         inner,
@@ -511,6 +508,9 @@ async fn execute(
         &details,
     )
     .await;
+    if let Ok(mut active) = inner.active.lock() {
+        active.remove(&run_id);
+    }
     lock.release().await;
     let seconds = started.elapsed().as_secs_f64();
     metrics::counter!("job_runs_total", "job" => spec.name, "status" => status.as_str())
@@ -520,13 +520,17 @@ async fn execute(
         let now = chrono::Utc::now().timestamp() as f64;
         metrics::gauge!("job_last_success_timestamp_seconds", "job" => spec.name).set(now);
     }
-    match &error {
-        None => tracing::info!(job = spec.name, %run_id, rows, seconds, "run succeeded"),
-        Some(e) => tracing::warn!(job = spec.name, %run_id, error = %e, seconds, "run failed"),
+    match (status, &error) {
+        (RunStatus::Interrupted, _) => {
+            tracing::info!(job = spec.name, %run_id, rows, seconds, why = ?stopped, "run interrupted")
+        }
+        (_, None) => tracing::info!(job = spec.name, %run_id, rows, seconds, "run succeeded"),
+        (_, Some(e)) => tracing::warn!(job = spec.name, %run_id, error = %e, seconds, "run failed"),
     }
 }
 
-/// Closes a run's record, retrying for a while if the database is briefly unreachable.
+/// Closes a run's record (an interrupted one with its claimed retrain triggers released), retrying
+/// for a while if the database is briefly unreachable.
 async fn finish(
     inner: &Inner,
     job: &str,
@@ -539,7 +543,14 @@ async fn finish(
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match ops::finish_run(&inner.pool, run_id, status, rows, error, details).await {
+        let closed = if status == RunStatus::Interrupted {
+            ops::interrupt_run(&inner.pool, run_id, rows, details)
+                .await
+                .map(drop)
+        } else {
+            ops::finish_run(&inner.pool, run_id, status, rows, error, details).await
+        };
+        match closed {
             Ok(()) => return,
             Err(e) if Instant::now() < deadline => {
                 tracing::warn!(job, %run_id, error = %e, "cannot close the run record yet; retrying");

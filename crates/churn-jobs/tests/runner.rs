@@ -342,3 +342,142 @@ async fn specs_that_cannot_work_are_refused_naming_the_setting() {
         assert!(err.contains(setting), "{err}");
     }
 }
+
+/// Works until told to stop, then fails as a stopped dependency would (a dropped connection, a killed
+/// process).
+struct FailsWhenStopped;
+
+impl Job for FailsWhenStopped {
+    fn run(&self, ctx: RunContext) -> BoxFuture<'_, Result<Outcome, JobError>> {
+        Box::pin(async move {
+            ctx.cancel.cancelled().await;
+            Err(JobError::Retryable("the connection was closed".into()))
+        })
+    }
+}
+
+/// Claims the waiting retrain triggers, as the retrain job does, then ignores being told to stop.
+struct Stubborn {
+    pool: sqlx::PgPool,
+}
+
+impl Job for Stubborn {
+    fn run(&self, ctx: RunContext) -> BoxFuture<'_, Result<Outcome, JobError>> {
+        Box::pin(async move {
+            churn_store::monitoring::claim_retrain_triggers(
+                &self.pool,
+                ctx.run_id,
+                churn_store::monitoring::RetrainReason::Manual,
+            )
+            .await
+            .map_err(|e| JobError::Fatal(e.to_string()))?;
+            ctx.committed(7);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(Outcome::default())
+        })
+    }
+}
+
+async fn status_error_details(
+    db: &TestDb,
+    run_id: uuid::Uuid,
+) -> (String, Option<String>, serde_json::Value, Option<i64>) {
+    sqlx::query_as(
+        "select status, error, details, rows_affected from ops.job_runs where job_run_id = $1",
+    )
+    .bind(run_id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_run_that_errs_because_shutdown_stopped_it_is_interrupted_not_failed_and_not_retried() {
+    let db = TestDb::new().await;
+    let runner = runner(
+        &db,
+        "test",
+        vec![(
+            JobSpec {
+                retries: 3,
+                ..spec("stopped")
+            },
+            Arc::new(FailsWhenStopped) as Arc<dyn Job>,
+        )],
+    );
+    let run_id = runner.trigger("stopped", Trigger::Manual).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    runner.shutdown(Duration::from_secs(5)).await;
+    let (status, error, details, _) = status_error_details(&db, run_id).await;
+    assert_eq!(status, "interrupted", "{details}");
+    assert_eq!(error, None);
+    assert_eq!(details["interrupted"], "the scheduler is shutting down");
+    assert_eq!(details["error"], "the connection was closed");
+    assert_eq!(details["attempts"], 1, "a stopped run is not retried");
+}
+
+#[tokio::test]
+async fn a_run_still_going_at_the_end_of_the_grace_is_recorded_interrupted_and_its_triggers_wait_again()
+ {
+    let db = TestDb::new().await;
+    let waiting: i64 = sqlx::query_scalar(
+        "insert into ops.retrain_triggers (reason) values ('dataset_drift') returning trigger_id",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let runner = runner(
+        &db,
+        "test",
+        vec![(
+            spec("stubborn"),
+            Arc::new(Stubborn {
+                pool: db.pool.clone(),
+            }) as Arc<dyn Job>,
+        )],
+    );
+    let run_id = runner.trigger("stubborn", Trigger::Manual).await.unwrap();
+    let claimed = || async {
+        sqlx::query_scalar::<_, Option<uuid::Uuid>>(
+            "select job_run_id from ops.retrain_triggers where trigger_id = $1",
+        )
+        .bind(waiting)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while claimed().await != Some(run_id) {
+        assert!(
+            Instant::now() < deadline,
+            "the run never claimed the trigger"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    runner.shutdown(Duration::from_secs(2)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, error, details, rows) = status_error_details(&db, run_id).await;
+    assert_eq!(status, "interrupted", "{details}");
+    assert_eq!(error, None);
+    assert!(
+        details["interrupted"]
+            .as_str()
+            .unwrap()
+            .contains("did not stop within the shutdown grace"),
+        "{details}"
+    );
+    assert_eq!(rows, Some(7), "what it committed is recorded");
+    assert_eq!(claimed().await, None, "the claimed trigger waits again");
+    // Only what was waiting goes back: nothing of the run's own is left waiting.
+    let waiting_now: i64 =
+        sqlx::query_scalar("select count(*) from ops.retrain_triggers where job_run_id is null")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(waiting_now, 1);
+}

@@ -9,7 +9,8 @@ pub mod train;
 mod training_info;
 
 pub use train::{
-    Holdout, TrainEvent, TrainOutcome, TrainRequest, TrainingData, train_and_register, train_model,
+    Holdout, TrainEvent, TrainOutcome, TrainRequest, TrainingData, train_and_register,
+    train_and_register_until, train_model,
 };
 pub use training_info::TrainingInfo;
 
@@ -66,4 +67,7 @@ pub enum Error {
     NoHoldout,
     #[error("background task failed: {0}")]
     Task(String),
+    /// The caller cancelled the training before anything was registered.
+    #[error("training was cancelled before anything was registered")]
+    Cancelled,
 }

@@ -4,6 +4,8 @@
 //! it prints nothing and reports progress through a callback.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use churn_automl::search::Trial;
 use churn_automl::split::{SplitParams, split_customers};
@@ -11,6 +13,7 @@ use churn_automl::{ChurnModel, Event, LoadedModel, TrainOptions};
 use churn_core::metrics::Metrics;
 use churn_core::{Customer, VersionNumber};
 use churn_registry::{Decision, ModelVersion, Registry};
+use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::classifier::{self, TrainingInfo};
@@ -143,7 +146,11 @@ async fn read_file(path: PathBuf) -> Result<(Vec<Customer>, String), Error> {
         .map_err(|e| Error::Task(e.to_string()))?
 }
 
-async fn train_checked<P>(request: TrainRequest, mut progress: P) -> Result<(Trained, P), Error>
+async fn train_checked<P>(
+    request: TrainRequest,
+    cancel: &CancellationToken,
+    mut progress: P,
+) -> Result<(Trained, P), Error>
 where
     P: FnMut(TrainEvent) + Send + 'static,
 {
@@ -180,20 +187,26 @@ where
     });
     let options = request.options;
     // The search is seconds to minutes of CPU: off the async threads, with the rows and the callback
-    // moved in and handed back.
-    let (model, test_metrics, train_rows, holdout, profile, progress) =
+    // moved in and handed back. A cancellation raises the search's stop flag and returns at once: the
+    // thread stops at its next fold and its result is dropped, so nothing after it (registration)
+    // happens, however long a fit in progress takes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let raised = stop.clone();
+    let training =
         tokio::task::spawn_blocking(move || {
             let importance = (!holdout.is_empty()).then_some(holdout.as_slice());
             let model =
-                churn_automl::train(&train_rows, importance, options, |event| match event {
-                    Event::Trial(trial, leader) => progress(TrainEvent::Trial {
-                        trial: trial.clone(),
-                        leader: leader.clone(),
-                    }),
-                    Event::Refit { family, cv_roc_auc } => progress(TrainEvent::Refit {
-                        family: family.to_owned(),
-                        cv_roc_auc,
-                    }),
+                churn_automl::train_until(&train_rows, importance, options, &raised, |event| {
+                    match event {
+                        Event::Trial(trial, leader) => progress(TrainEvent::Trial {
+                            trial: trial.clone(),
+                            leader: leader.clone(),
+                        }),
+                        Event::Refit { family, cv_roc_auc } => progress(TrainEvent::Refit {
+                            family: family.to_owned(),
+                            cv_roc_auc,
+                        }),
+                    }
                 })?;
             let loaded = LoadedModel::new(model.clone())?;
             // The held-out evaluation, computed once: it is reported, registered and judged on.
@@ -206,9 +219,14 @@ where
             };
             let profile = classifier::training_profile(&loaded, &train_rows, &holdout)?;
             Ok::<_, Error>((model, test_metrics, train_rows, holdout, profile, progress))
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+        });
+    let (model, test_metrics, train_rows, holdout, profile, progress) = tokio::select! {
+        joined = training => joined.map_err(|e| Error::Task(e.to_string()))??,
+        () = cancel.cancelled() => {
+            stop.store(true, Ordering::Relaxed);
+            return Err(Error::Cancelled);
+        }
+    };
     Ok((
         Trained {
             outcome: TrainOutcome {
@@ -234,7 +252,10 @@ pub async fn train_model(
     progress: impl FnMut(TrainEvent) + Send + 'static,
 ) -> Result<TrainOutcome, Error> {
     check(&request)?;
-    Ok(train_checked(request, progress).await?.0.outcome)
+    Ok(train_checked(request, &CancellationToken::new(), progress)
+        .await?
+        .0
+        .outcome)
 }
 
 /// Trains, evaluates on the held-out rows, registers a new version of the churn classifier with its run
@@ -245,6 +266,18 @@ pub async fn train_and_register(
     request: TrainRequest,
     progress: impl FnMut(TrainEvent) + Send + 'static,
 ) -> Result<TrainOutcome, Error> {
+    train_and_register_until(registry, request, &CancellationToken::new(), progress).await
+}
+
+/// [`train_and_register`] that returns [`Error::Cancelled`] as soon as `cancel` is cancelled during the
+/// training, registering nothing. Once registration has begun it runs to its end (a few writes): a
+/// version half-registered would be worse than a run that finishes a moment late.
+pub async fn train_and_register_until(
+    registry: &Registry,
+    request: TrainRequest,
+    cancel: &CancellationToken,
+    progress: impl FnMut(TrainEvent) + Send + 'static,
+) -> Result<TrainOutcome, Error> {
     check(&request)?;
     if matches!(request.holdout, Holdout::None) {
         return Err(Error::NoHoldout);
@@ -252,7 +285,10 @@ pub async fn train_and_register(
     let margin = request.promotion_margin;
     let hold_for_live = request.hold_for_live;
     let code_version = request.code_version.clone();
-    let (trained, mut progress) = train_checked(request, progress).await?;
+    let (trained, mut progress) = train_checked(request, cancel, progress).await?;
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     let Trained {
         mut outcome,
         holdout,

@@ -45,6 +45,9 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     Skipped,
+    /// Stopped before it finished because it was told to (shutdown, a lost job lock, a pause): not a
+    /// failure, so no alert counts it.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -54,6 +57,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Skipped => "skipped",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 
@@ -63,6 +67,7 @@ impl RunStatus {
             "succeeded" => Some(RunStatus::Succeeded),
             "failed" => Some(RunStatus::Failed),
             "skipped" => Some(RunStatus::Skipped),
+            "interrupted" => Some(RunStatus::Interrupted),
             _ => None,
         }
     }
@@ -147,6 +152,38 @@ pub async fn finish_run(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Closes a still-running run as interrupted and, in the same transaction, hands the retrain triggers
+/// it had claimed from the waiting queue back to it, so the next retrain run answers to them. The rows
+/// it inserted itself (its `schedule` or `manual` reason) stay with it as the record of what started
+/// it. Returns whether the run was still running (a run already closed is left as it is).
+pub async fn interrupt_run(
+    pool: &PgPool,
+    run_id: Uuid,
+    rows: Option<i64>,
+    details: &Value,
+) -> Result<bool, Error> {
+    let mut tx = pool.begin().await?;
+    let closed = sqlx::query!(
+        "update ops.job_runs set status = $2, finished_at = greatest(now(), started_at),
+             rows_affected = $3, error = null, details = $4
+         where job_run_id = $1 and status = $5",
+        run_id,
+        RunStatus::Interrupted as _,
+        rows,
+        Json(details) as _,
+        RunStatus::Running as _,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if closed {
+        crate::monitoring::release_retrain_triggers(&mut tx, run_id).await?;
+    }
+    tx.commit().await?;
+    Ok(closed)
 }
 
 pub async fn get_run(pool: &PgPool, run_id: Uuid) -> Result<Option<JobRun>, Error> {

@@ -242,6 +242,11 @@ fn ingest_jobs(
     )
 }
 
+/// How long dbt gets between SIGTERM and SIGKILL: half the shutdown grace, at most dbt's usual 10 s.
+fn dbt_kill_grace(shutdown_grace: Duration) -> Duration {
+    (shutdown_grace / 2).min(Duration::from_secs(10))
+}
+
 fn jobs(config: &SchedulerConfig, infra: &Infra) -> anyhow::Result<Jobs> {
     let settings = &config.generate;
     let mode = match settings.job.schedule {
@@ -278,6 +283,9 @@ fn jobs(config: &SchedulerConfig, infra: &Infra) -> anyhow::Result<Jobs> {
         .target_dir(&dbt_settings.target_dir)
         .threads(dbt_settings.threads)
         .timeout(dbt_settings.job.timeout)
+        // A shutdown stops dbt within half its grace, so the run is recorded interrupted (and dbt's
+        // queries cancelled) before the scheduler exits.
+        .kill_grace(dbt_kill_grace(config.service.common.limits.shutdown_grace))
         .generate_docs(dbt_settings.docs);
     if let Some(dir) = &dbt_settings.profiles_dir {
         dbt_params = dbt_params.profiles_dir(dir);
@@ -439,7 +447,8 @@ pub async fn build(config: SchedulerConfig) -> anyhow::Result<Application> {
         .on_stop(move || Box::pin(async move { stop_jobs(&jobs, grace).await })))
 }
 
-/// Stops the jobs: no new runs start, running ones finish their batch and close their records.
+/// Stops the jobs: no new runs start, running ones finish their batch (a retrain its current fit, dbt
+/// on SIGTERM) and are recorded `interrupted` within `grace`.
 pub async fn stop_jobs(state: &AppState, grace: Duration) {
     if let Some(cron) = &state.cron {
         let mut cron = cron.clone();

@@ -482,7 +482,7 @@ async fn the_platform_as_processes_survives_killed_connections_and_services_and_
     assert_eq!(
         p.count(
             "select coalesce(sum(rows_affected), 0)::bigint from ops.job_runs
-             where job_name = 'generate' and status in ('succeeded', 'failed')"
+             where job_name = 'generate' and status in ('succeeded', 'failed', 'interrupted')"
         )
         .await,
         customers,

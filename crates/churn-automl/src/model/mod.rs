@@ -7,7 +7,7 @@ mod training;
 
 pub use artifact::{ChurnModel, TrainingRecord};
 pub use predictor::{Contribution, LoadedModel};
-pub use training::{Event, train};
+pub use training::{Event, train, train_until};
 
 /// Version of the artifact layout.
 pub const SCHEMA_VERSION: u32 = 1;

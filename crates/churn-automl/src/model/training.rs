@@ -1,6 +1,7 @@
 //! Training a churn model: the search, the refit of the chosen candidate on all training rows,
 //! calibration, the threshold and permutation importance.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use churn_core::Customer;
@@ -30,9 +31,34 @@ pub fn train(
     train: &[Customer],
     importance_data: Option<&[Customer]>,
     options: TrainOptions,
+    progress: impl FnMut(Event<'_>),
+) -> Result<ChurnModel, Error> {
+    train_until(
+        train,
+        importance_data,
+        options,
+        &AtomicBool::new(false),
+        progress,
+    )
+}
+
+/// [`train`] that stops with [`Error::Cancelled`] soon after `stop` is raised: it is looked at before
+/// every cross-validation fold and between the stages, so a stop waits for at most one model fit.
+pub fn train_until(
+    train: &[Customer],
+    importance_data: Option<&[Customer]>,
+    options: TrainOptions,
+    stop: &AtomicBool,
     mut progress: impl FnMut(Event<'_>),
 ) -> Result<ChurnModel, Error> {
     let options = options.check()?;
+    let check = |stage: &'static str| {
+        if stop.load(Ordering::Relaxed) {
+            Err(Error::Cancelled { stage })
+        } else {
+            Ok(())
+        }
+    };
     let started = Instant::now();
     let y = crate::split::labels(train)?;
     let positives = y.iter().filter(|v| **v).count();
@@ -45,9 +71,10 @@ pub fn train(
     }
     let cols = features::feature_count();
     let raw = features::encode_all(train);
-    let outcome = search::search(&raw, cols, &y, &options, |trial, leader| {
+    let outcome = search::search(&raw, cols, &y, &options, stop, |trial, leader| {
         progress(Event::Trial(trial, leader))
     })?;
+    check("after the search")?;
 
     let (family, params_json) = describe(&outcome.choice);
     progress(Event::Refit {
@@ -58,6 +85,7 @@ pub fn train(
     let mut x = raw;
     standardizer.apply(&mut x);
     let estimator = refit(&outcome.choice, &x, cols, &y, options.seed, options.threads)?;
+    check("after the refit")?;
 
     let calibration = Platt::fit(&outcome.oof_scores, &y);
     let oof_probabilities: Vec<f64> = outcome
@@ -101,6 +129,7 @@ pub fn train(
         importance_data.unwrap_or(train),
         options.seed,
     )?;
+    check("after permutation importance")?;
     model.training.seconds = started.elapsed().as_secs_f64();
     Ok(model)
 }

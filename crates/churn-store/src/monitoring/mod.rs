@@ -23,7 +23,7 @@ pub use predictions::{
 };
 pub use retrain::{
     EVIDENCE_REASONS, RetrainReason, RetrainTrigger, TriggerOutcome, claim_retrain_triggers,
-    last_training, request_retrain,
+    last_training, release_retrain_triggers, request_retrain,
 };
 
 /// A named time window `[start, end)`.

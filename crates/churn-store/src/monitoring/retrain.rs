@@ -124,6 +124,23 @@ async fn lock_retrain_triggers(conn: &mut sqlx::PgConnection) -> Result<(), Erro
     Ok(())
 }
 
+/// Returns the evidence triggers `job_run_id` claimed to the waiting queue (the run stopped before it
+/// answered them); its own `schedule`/`manual` row stays with it. Returns how many were released.
+pub async fn release_retrain_triggers(
+    conn: &mut sqlx::PgConnection,
+    job_run_id: Uuid,
+) -> Result<u64, Error> {
+    lock_retrain_triggers(conn).await?;
+    Ok(sqlx::query!(
+        "update ops.retrain_triggers set job_run_id = null where job_run_id = $1 and reason = any($2)",
+        job_run_id,
+        &EVIDENCE_REASONS.map(RetrainReason::as_str)[..] as &[&str],
+    )
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// A retrain trigger claimed by a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrainTrigger {

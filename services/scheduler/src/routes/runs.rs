@@ -49,6 +49,8 @@ pub(super) enum StatusFilter {
     Succeeded,
     Failed,
     Skipped,
+    /// Stopped by shutdown (or a lost lock, or a pause) before it finished; not a failure.
+    Interrupted,
 }
 
 impl From<StatusFilter> for RunStatus {
@@ -58,6 +60,7 @@ impl From<StatusFilter> for RunStatus {
             StatusFilter::Succeeded => RunStatus::Succeeded,
             StatusFilter::Failed => RunStatus::Failed,
             StatusFilter::Skipped => RunStatus::Skipped,
+            StatusFilter::Interrupted => RunStatus::Interrupted,
         }
     }
 }

@@ -6,6 +6,7 @@ mod dbt;
 mod generate;
 mod health;
 mod ingest;
+mod interrupted;
 mod mlflow;
 mod monitoring;
 mod observability;

@@ -95,6 +95,26 @@ fn alert_rules() -> Value {
     read_yaml(&repo().join("grafana/provisioning/alerting/rules.yaml"))
 }
 
+/// The SQL of the job-failure alert rule (`churn-job-failures`), as provisioned.
+pub(crate) fn job_failure_alert_sql() -> String {
+    let rules = alert_rules();
+    let rule = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .find(|r| r["uid"] == "churn-job-failures")
+        .expect("the job-failure alert rule is provisioned");
+    rule["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["datasourceUid"] == WAREHOUSE_UID)
+        .and_then(|d| d["model"]["rawSql"].as_str())
+        .expect("the job-failure alert queries the warehouse")
+        .to_owned()
+}
+
 /// One query a dashboard panel, an annotation, an alert rule or a Metabase question runs.
 #[derive(Debug, Clone)]
 struct Query {
