@@ -26,11 +26,14 @@ const MIGRATION_LOCK_KEY: i64 = 0x6368_7572_6e5f_6d67; // "churn_mg"
 
 /// Every migration compiled into this binary, in order: (version, name).
 pub fn embedded_migrations() -> Vec<(i32, String)> {
-    embedded::migrations::runner()
+    let mut migrations: Vec<(i32, String)> = embedded::migrations::runner()
         .get_migrations()
         .iter()
         .map(|m| (m.version(), m.name().to_owned()))
-        .collect()
+        .collect();
+    // Embedded in file-name order, where V10 sorts before V1; they apply in version order.
+    migrations.sort_unstable_by_key(|m| m.0);
+    migrations
 }
 
 /// Applies pending migrations to the database at `url` and returns the versions applied now.
