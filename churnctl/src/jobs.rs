@@ -53,7 +53,8 @@ fn client(url: Option<String>) -> anyhow::Result<SchedulerClient> {
         config.scheduler_url.0.clone(),
         config.admin_token.map(|t| t.expose().to_owned()),
         Duration::from_secs(30),
-    ))
+    )
+    .with_read_token(config.read_token.map(|t| t.expose().to_owned())))
 }
 
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {

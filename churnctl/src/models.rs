@@ -115,6 +115,7 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
                     version,
                     "promoted by hand with churnctl models promote",
                     serde_json::json!({ "user": std::env::var("USER").unwrap_or_default() }),
+                    &cli_actor(),
                 )
                 .await
                 .context("the version to promote")?;
@@ -125,6 +126,14 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The audit log's actor for a command run here: the login name when it follows the actor rule, else
+/// just `cli`.
+fn cli_actor() -> churn_store::audit::Actor {
+    use churn_store::audit::{Actor, Scope};
+    let user = std::env::var("USER").ok();
+    Actor::new(Scope::Cli, user.as_deref()).unwrap_or_else(|_| Actor::of(Scope::Cli))
 }
 
 async fn show(registry: &Registry, name: &str, json: bool) -> anyhow::Result<()> {

@@ -335,6 +335,7 @@ pub struct SchedulerClient {
     base: url::Url,
     http: reqwest::Client,
     admin_token: Option<String>,
+    read_token: Option<String>,
 }
 
 impl std::fmt::Debug for SchedulerClient {
@@ -342,6 +343,7 @@ impl std::fmt::Debug for SchedulerClient {
         f.debug_struct("SchedulerClient")
             .field("base", &self.base.as_str())
             .field("admin_token", &redacted(self.admin_token.as_ref()))
+            .field("read_token", &redacted(self.read_token.as_ref()))
             .finish_non_exhaustive()
     }
 }
@@ -349,13 +351,22 @@ impl std::fmt::Debug for SchedulerClient {
 impl SchedulerClient {
     const SERVICE: &'static str = "scheduler";
 
-    /// A client of the scheduler at `base`, sending `admin_token` as a bearer token on mutating calls.
+    /// A client of the scheduler at `base`, sending `admin_token` as a bearer token on mutating calls
+    /// (and on reads, when it has no read token).
     pub fn new(base: url::Url, admin_token: Option<String>, timeout: Duration) -> Self {
         Self {
             base,
             http: http_client(timeout),
             admin_token,
+            read_token: None,
         }
+    }
+
+    /// The same client sending `read_token` on reads (a scheduler with READ_TOKEN set needs one).
+    #[must_use]
+    pub fn with_read_token(mut self, read_token: Option<String>) -> Self {
+        self.read_token = read_token;
+        self
     }
 
     async fn get<T: DeserializeOwned>(
@@ -364,11 +375,11 @@ impl SchedulerClient {
         query: &[(&str, String)],
     ) -> Result<T, ClientError> {
         let url = join(&self.base, path, query);
-        json(
-            Self::SERVICE,
-            send(Self::SERVICE, &url, self.http.get(&url)).await?,
-        )
-        .await
+        let mut request = self.http.get(&url);
+        if let Some(token) = self.read_token.as_ref().or(self.admin_token.as_ref()) {
+            request = request.bearer_auth(token);
+        }
+        json(Self::SERVICE, send(Self::SERVICE, &url, request).await?).await
     }
 
     async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

@@ -7,7 +7,8 @@ pub mod types;
 
 pub use client::{ClassifierClient, ClientError, SchedulerClient, Synthesized, SynthesizerClient};
 pub use types::{
-    BATCH_LIMIT_PLACEHOLDER, BatchItem, BatchPrediction, Contribution, CustomerBatch, ErrorBody,
-    FeatureImportance, ItemStatus, JobInfo, JobPaused, JobRunBody, ModelInfo, Prediction, RunsPage,
-    ShadowPrediction, SynthesizeAnswer, SynthesizeFormat, SynthesizeParams, TriggeredRun,
+    AuditEntryBody, BATCH_LIMIT_PLACEHOLDER, BatchItem, BatchPrediction, Contribution,
+    CustomerBatch, ErrorBody, FeatureImportance, IngestAccepted, IngestedFileBody, ItemStatus,
+    JobInfo, JobPaused, JobRunBody, ModelInfo, Prediction, RunsPage, ShadowPrediction,
+    SynthesizeAnswer, SynthesizeFormat, SynthesizeParams, TriggeredRun,
 };

@@ -299,3 +299,54 @@ pub struct JobPaused {
     pub job_name: String,
     pub paused: bool,
 }
+
+/// One manual action in the audit log (`GET /audit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntryBody {
+    pub audit_id: i64,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The scope of the token that authorized it: `admin`, `registry`, `read` or `cli`.
+    pub token_scope: String,
+    /// The name the caller gave (X-Actor, or HTTP Basic's user name), else the scope.
+    pub actor: String,
+    /// `job.trigger`, `job.pause`, `job.resume`, `alias.set`, `alias.delete` or `model.promote`.
+    pub action: String,
+    /// A job's name, or `MODEL@ALIAS`.
+    pub target: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: serde_json::Value,
+}
+
+/// The answer to `POST /ingest` of a file ingested in the background (202).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestAccepted {
+    /// The file's id in `ops.ingested_files`.
+    pub file_id: uuid::Uuid,
+    pub object_key: String,
+    pub sha256: String,
+    /// Where to poll: `/ingest/files/{file_id}`.
+    pub location: String,
+}
+
+/// A landed file's state (`GET /ingest/files/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestedFileBody {
+    pub file_id: uuid::Uuid,
+    /// The key it was claimed under.
+    pub object_key: String,
+    pub sha256: String,
+    /// `processing`, `processed` or `failed`.
+    pub status: String,
+    pub rows_total: i64,
+    pub rows_accepted: i64,
+    pub rows_inserted: i64,
+    pub rows_updated: i64,
+    pub rows_rejected: i64,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Where the object was moved once done (`processed/…`, `failed/…`).
+    pub final_key: Option<String>,
+}

@@ -264,6 +264,12 @@ pub struct CommonConfig {
     pub bind_address: IpAddr,
     /// Bearer token for admin routes; admin routes are refused when it is unset (ADMIN_TOKEN).
     pub admin_token: Option<Secret>,
+    /// Token for reads (console, jobs, runs, MLflow reads, artifact downloads); reads are open when it
+    /// is unset (READ_TOKEN). ADMIN_TOKEN, and REGISTRY_TOKEN on the MLflow routes, read as well.
+    pub read_token: Option<Secret>,
+    /// Token for MLflow registry writes (alias moves and deletes); ADMIN_TOKEN is accepted there too
+    /// (REGISTRY_TOKEN).
+    pub registry_token: Option<Secret>,
     pub log_format: LogFormat,
     pub limits: Limits,
     pub classifier_url: ServiceUrl,
@@ -283,6 +289,8 @@ impl CommonConfig {
             objects: ObjectStoreConfig::from_env(env)?,
             bind_address: env.parse_or("BIND_ADDRESS", IpAddr::from([127, 0, 0, 1]))?,
             admin_token: env.secret("ADMIN_TOKEN", MIN_TOKEN_LEN)?,
+            read_token: distinct_token(env, "READ_TOKEN")?,
+            registry_token: distinct_token(env, "REGISTRY_TOKEN")?,
             log_format: env.parse_or("LOG_FORMAT", LogFormat::Text)?,
             limits: Limits::from_env(env)?,
             classifier_url: env.parse_or("CLASSIFIER_URL", ServiceUrl::local(CLASSIFIER_PORT))?,
@@ -292,6 +300,25 @@ impl CommonConfig {
             worker_threads: env.number_in("TOKIO_WORKER_THREADS", cores, 1..=1024)?,
         })
     }
+}
+
+/// A scoped token, which must differ from ADMIN_TOKEN (and READ_TOKEN from REGISTRY_TOKEN): the token a
+/// caller presents names its scope in the audit log, so two scopes cannot share one.
+fn distinct_token(env: &Env, name: &str) -> Result<Option<Secret>, ConfigError> {
+    let token = env.secret(name, MIN_TOKEN_LEN)?;
+    let others = ["ADMIN_TOKEN", "READ_TOKEN", "REGISTRY_TOKEN"];
+    if let Some(t) = &token {
+        for other in others.iter().filter(|o| **o != name) {
+            if env.get(other).is_some_and(|o| o.trim() == t.expose()) {
+                return Err(ConfigError::invalid(
+                    name,
+                    "<hidden>",
+                    format!("must differ from {other} (each token names its own scope)"),
+                ));
+            }
+        }
+    }
+    Ok(token)
 }
 
 /// The shared settings plus the port one service listens on.

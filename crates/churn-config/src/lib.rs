@@ -168,14 +168,18 @@ mod tests {
 
     #[test]
     fn no_config_struct_prints_a_secret_in_its_debug_output() {
-        const SECRETS: [&str; 4] = [
+        const SECRETS: [&str; 6] = [
             "admin-token-0123456789abcdef",
             "predict-key-0123456789abcdef",
             "db-password-0123456789",
             "s3-secret-key-0123456789",
+            "read-token-0123456789abcdef",
+            "registry-token-0123456789abcdef",
         ];
         let env = Env::from_pairs([
             ("ADMIN_TOKEN", SECRETS[0]),
+            ("READ_TOKEN", SECRETS[4]),
+            ("REGISTRY_TOKEN", SECRETS[5]),
             ("PREDICT_API_KEY", SECRETS[1]),
             (
                 "DATABASE_URL",
@@ -208,6 +212,37 @@ mod tests {
             SECRETS[0]
         );
         assert_eq!(classifier.api_key.unwrap().expose(), SECRETS[1]);
+    }
+
+    #[test]
+    fn scoped_tokens_need_the_admin_tokens_length_and_a_value_of_their_own() {
+        let admin = "admin-token-0123456789abcdef";
+        for name in ["READ_TOKEN", "REGISTRY_TOKEN"] {
+            let err = CommonConfig::from_env(&Env::from_pairs([(name, "short")]))
+                .expect_err("a short token")
+                .to_string();
+            assert!(err.contains(name) && err.contains("at least 16"), "{err}");
+            assert!(!err.contains("short"), "{err}");
+            let err =
+                CommonConfig::from_env(&Env::from_pairs([("ADMIN_TOKEN", admin), (name, admin)]))
+                    .expect_err("a token equal to ADMIN_TOKEN")
+                    .to_string();
+            assert!(
+                err.contains(name) && err.contains("must differ from ADMIN_TOKEN"),
+                "{err}"
+            );
+            assert!(!err.contains(admin), "{err}");
+        }
+        let config = CommonConfig::from_env(&Env::from_pairs([
+            ("ADMIN_TOKEN", admin),
+            ("READ_TOKEN", "read-token-0123456789abcdef"),
+        ]))
+        .expect("distinct tokens");
+        assert_eq!(
+            config.read_token.map(|t| t.expose().to_owned()).as_deref(),
+            Some("read-token-0123456789abcdef")
+        );
+        assert_eq!(config.registry_token, None);
     }
 
     #[test]

@@ -307,6 +307,9 @@ pub struct IngestSettings {
     /// The shared secret MinIO's webhook sends in `Authorization` to `POST /events/s3`
     /// (S3_EVENT_SECRET, at least 16 characters; the route refuses every call when unset).
     pub event_secret: Option<Secret>,
+    /// `POST /ingest` of a file larger than this answers 202 at once and ingests it in the background
+    /// (INGEST_ASYNC_BYTES, default 8 MiB; 0: always in the background).
+    pub async_bytes: u64,
     /// The `score` job scores files under `score/` through the classifier (SCORE_SCHEDULE, default every
     /// minute; SCORE_ENABLED, …).
     pub score_job: JobSettings,
@@ -344,6 +347,7 @@ impl IngestSettings {
             workers: env.number_in("INGEST_WORKERS", 2usize, 1..=64)?,
             queue: env.number_in("INGEST_QUEUE", 64usize, 0..=100_000)?,
             event_secret: env.secret("S3_EVENT_SECRET", MIN_TOKEN_LEN)?,
+            async_bytes: env.number_in("INGEST_ASYNC_BYTES", 8u64 << 20, 0..=(1 << 40))?,
             score_job: JobSettings::from_env(env, "SCORE", every_minute(3600))?,
         })
     }

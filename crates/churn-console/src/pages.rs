@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use churn_registry::Alias;
+use churn_store::audit::AuditEntry;
 use maud::{DOCTYPE, Markup, html};
 use uuid::Uuid;
 
@@ -13,13 +14,14 @@ use crate::data::{
 use crate::svg;
 
 /// The pages, in navigation order: (path, title).
-pub const PAGES: [(&str, &str); 6] = [
+pub const PAGES: [(&str, &str); 7] = [
     ("/", "Overview"),
     ("/ui/models", "Models"),
     ("/ui/runs", "Runs"),
     ("/ui/jobs", "Jobs"),
     ("/ui/drift", "Drift"),
     ("/ui/data", "Data"),
+    ("/ui/audit", "Audit"),
 ];
 
 /// Where the page script and style are served.
@@ -465,6 +467,30 @@ pub fn data(files: &[FileLine], reasons: &[RejectionCount], now: DateTime<Utc>) 
         }
     };
     layout("/ui/data", now, body)
+}
+
+/// `/ui/audit`: the newest manual actions (triggers, pauses, alias moves and deletes, promotions) and
+/// who did them.
+pub fn audit(entries: &[AuditEntry], now: DateTime<Utc>) -> Markup {
+    let body = html! {
+        h1 { "Audit log" }
+        p { "Every manual action with its actor: the name sent in X-Actor (or HTTP Basic's user name), \
+            else the scope of the token presented." }
+        @if entries.is_empty() { p.empty { "No manual action yet." } }
+        @else {
+            table #audit {
+                thead { tr { th { "when" } th { "actor" } th { "token" } th { "action" } th { "target" } th { "details" } } }
+                tbody { @for e in entries {
+                    tr {
+                        td { (when(e.at)) } td { (e.actor) } td { (e.token_scope.as_str()) }
+                        td { code { (e.action.as_str()) } } td { code { (e.target) } }
+                        td { code { (e.details.0.to_string()) } }
+                    }
+                } }
+            }
+        }
+    };
+    layout("/ui/audit", now, body)
 }
 
 /// A page for an error: the status and what to do, never internal text.

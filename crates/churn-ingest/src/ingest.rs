@@ -130,8 +130,49 @@ impl Ingestor {
         self.workers.run(self.ingest_now(key)).await
     }
 
+    /// The size in bytes of the landed object at `key`.
+    pub async fn size(&self, key: &str) -> Result<u64, Error> {
+        name_under(key, LANDING)?;
+        match self.store.head(&Path::from(key)).await {
+            Ok(meta) => Ok(meta.size),
+            Err(object_store::Error::NotFound { .. }) => Err(Error::NotFound {
+                key: key.to_owned(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Claims the object at `key` (its bytes hashed to their `ops.ingested_files` row) and ingests it in
+    /// the background, on the same workers and exactly-once path as [`Ingestor::ingest`]; returns the
+    /// row at once. A file the background task cannot finish (a shutdown, a lost database) stays in
+    /// `landing/` and resumes from its checkpoint at the next poll.
+    pub async fn start(&self, key: &str) -> Result<IngestedFile, Error> {
+        name_under(key, LANDING)?;
+        let (sha256, _size) = match read::hash(self.store.as_ref(), &Path::from(key)).await {
+            Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
+                return Err(Error::NotFound {
+                    key: key.to_owned(),
+                });
+            }
+            hashed => hashed?,
+        };
+        let file = ingestion::claim_file(&self.pool, key, &sha256).await?;
+        let (this, key) = (self.clone(), key.to_owned());
+        tokio::spawn(async move {
+            match this.workers.run(this.ingest_hashed(&key, sha256)).await {
+                Ok(summary) => {
+                    tracing::info!(key, outcome = ?summary.outcome, "background ingestion ended")
+                }
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "background ingestion stopped; the file stays in landing/")
+                }
+            }
+        });
+        Ok(file)
+    }
+
     async fn ingest_now(&self, key: &str) -> Result<Summary, Error> {
-        let name = name_under(key, LANDING)?.to_owned();
+        name_under(key, LANDING)?;
         let path = Path::from(key);
         let (sha256, _size) = match read::hash(self.store.as_ref(), &path).await {
             Ok(hashed) => hashed,
@@ -148,6 +189,13 @@ impl Ingestor {
             }
             Err(e) => return Err(e),
         };
+        self.ingest_hashed(key, sha256).await
+    }
+
+    /// Ingests the object at `key` whose bytes hash to `sha256`.
+    async fn ingest_hashed(&self, key: &str, sha256: String) -> Result<Summary, Error> {
+        let name = name_under(key, LANDING)?.to_owned();
+        let path = Path::from(key);
         let file = ingestion::claim_file(&self.pool, key, &sha256).await?;
         match file.status {
             FileStatus::Processed => {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use churn_core::Backoff;
+use churn_store::audit::Actor;
 use churn_store::ops::{self, JobLock, JobRun, RunStatus, Trigger};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -143,14 +144,22 @@ impl Runner {
     /// Starts a run of `name` now and returns its id; the run goes on in the background.
     /// [`RunnerError::Busy`] when a run of the job is in progress here or on another replica.
     pub async fn trigger(&self, name: &str, trigger: Trigger) -> Result<Uuid, RunnerError> {
-        let (run_id, done) = self.start(name, trigger).await?;
+        let (run_id, done) = self.start(name, trigger, None).await?;
+        drop(done);
+        Ok(run_id)
+    }
+
+    /// Starts a run of `name` by hand for `actor`, who is recorded in the audit log with the run's
+    /// record (one transaction); returns its id at once.
+    pub async fn trigger_by(&self, name: &str, actor: &Actor) -> Result<Uuid, RunnerError> {
+        let (run_id, done) = self.start(name, Trigger::Manual, Some(actor)).await?;
         drop(done);
         Ok(run_id)
     }
 
     /// Runs `name` now and waits for the run to end; returns its record.
     pub async fn run_now(&self, name: &str, trigger: Trigger) -> Result<JobRun, RunnerError> {
-        let (run_id, done) = self.start(name, trigger).await?;
+        let (run_id, done) = self.start(name, trigger, None).await?;
         let _ = done.await;
         ops::get_run(&self.inner.pool, run_id)
             .await?
@@ -161,6 +170,7 @@ impl Runner {
         &self,
         name: &str,
         trigger: Trigger,
+        by: Option<&Actor>,
     ) -> Result<(Uuid, tokio::sync::oneshot::Receiver<()>), RunnerError> {
         let registered = self
             .inner
@@ -174,9 +184,16 @@ impl Runner {
             .await?
             .ok_or_else(|| RunnerError::Busy(name.to_owned()))?;
         let run_id = Uuid::new_v4();
-        if let Err(e) =
-            ops::insert_run(&self.inner.pool, run_id, name, trigger, &self.inner.host).await
-        {
+        let inserted = match by {
+            Some(actor) => {
+                ops::insert_manual_run(&self.inner.pool, run_id, name, &self.inner.host, actor)
+                    .await
+            }
+            None => {
+                ops::insert_run(&self.inner.pool, run_id, name, trigger, &self.inner.host).await
+            }
+        };
+        if let Err(e) = inserted {
             lock.release().await;
             return Err(e.into());
         }
@@ -207,7 +224,7 @@ impl Runner {
                 return;
             }
         }
-        match self.start(name, Trigger::Schedule).await {
+        match self.start(name, Trigger::Schedule, None).await {
             Ok(_) => {}
             Err(RunnerError::Busy(_)) => {
                 tracing::debug!(job = name, "tick skipped: a run is in progress");
@@ -261,6 +278,18 @@ impl Runner {
     pub async fn resume(&self, name: &str, by: &str) -> Result<(), RunnerError> {
         self.known(name)?;
         Ok(ops::set_paused(&self.inner.pool, name, false, by).await?)
+    }
+
+    /// Pauses (or resumes) a job by hand for `actor`, who is recorded in the audit log in the same
+    /// transaction.
+    pub async fn set_paused_by(
+        &self,
+        name: &str,
+        paused: bool,
+        actor: &Actor,
+    ) -> Result<(), RunnerError> {
+        self.known(name)?;
+        Ok(ops::set_paused_by(&self.inner.pool, name, paused, actor).await?)
     }
 
     fn known(&self, name: &str) -> Result<(), RunnerError> {

@@ -79,6 +79,8 @@ pub enum Error {
     InvalidJson(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("audit log: {0}")]
+    Audit(#[from] churn_store::Error),
     #[error("object store error: {0}")]
     ObjectStore(#[from] object_store::Error),
     #[error("cannot read {path}: {source}")]

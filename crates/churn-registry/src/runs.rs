@@ -9,6 +9,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use churn_core::{RunId, VersionNumber};
+use churn_store::audit::{self, Action, Actor};
 
 use crate::{Error, Registry};
 
@@ -196,6 +197,19 @@ impl Registry {
         alias: &str,
         otherwise: Option<&str>,
     ) -> Result<(), Error> {
+        self.record_decision_by(decision, alias, otherwise, None)
+            .await
+    }
+
+    /// [`Registry::record_decision`], made by `actor` by hand: a promotion is written to the audit log
+    /// in the same transaction.
+    pub async fn record_decision_by(
+        &self,
+        decision: &Decision,
+        alias: &str,
+        otherwise: Option<&str>,
+        actor: Option<&Actor>,
+    ) -> Result<(), Error> {
         let mut tx: Transaction<'static, Postgres> = self.pool().begin().await?;
         crate::registry::lock_in(&mut tx, &decision.model_name).await?;
         let current = sqlx::query_scalar!(
@@ -263,14 +277,34 @@ impl Registry {
                     .await?;
             }
         }
+        if let Some(actor) = actor {
+            let action = if decision.promoted {
+                Action::ModelPromote
+            } else {
+                Action::AliasSet
+            };
+            audit::record(
+                &mut tx,
+                actor,
+                action,
+                &format!("{}@{alias}", decision.model_name),
+                &serde_json::json!({
+                    "version": decision.candidate_version.get(),
+                    "previous": decision.champion_version.map(VersionNumber::get),
+                    "reason": decision.reason,
+                }),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
     /// Points `alias` at `version` by hand (`churnctl models promote`, the MLflow alias API) and returns
-    /// the version it pointed at before. Moving `champion` is a promotion: it is recorded as a manual
-    /// decision with `reason` and `evidence` (compare-and-set, like every decision), so the history
-    /// shows who moved it; any other alias just moves.
+    /// the version it pointed at before; `actor` and the move go to the audit log in the move's
+    /// transaction. Moving `champion` is a promotion: it is recorded as a manual decision with `reason`
+    /// and `evidence` (compare-and-set, like every decision), so the history shows who moved it; any
+    /// other alias just moves.
     pub async fn point_alias_by_hand(
         &self,
         name: &str,
@@ -278,12 +312,26 @@ impl Registry {
         version: VersionNumber,
         reason: &str,
         evidence: Value,
+        actor: &Actor,
     ) -> Result<Option<VersionNumber>, Error> {
         self.get(name, version).await?;
         crate::registry::check_alias(alias)?;
         let previous = self.by_alias(name, alias).await?.map(|v| v.version);
         if crate::Alias::CHAMPION != alias {
-            self.set_alias(name, alias, version).await?;
+            let mut tx = self.pool().begin().await?;
+            self.set_alias_in(&mut tx, name, alias, version).await?;
+            audit::record(
+                &mut tx,
+                actor,
+                Action::AliasSet,
+                &format!("{name}@{alias}"),
+                &serde_json::json!({
+                    "version": version.get(),
+                    "previous": previous.map(VersionNumber::get),
+                }),
+            )
+            .await?;
+            tx.commit().await?;
             return Ok(previous);
         }
         let decision = Decision {
@@ -298,8 +346,33 @@ impl Registry {
             reason: reason.to_owned(),
             evidence,
         };
-        self.record_decision(&decision, alias, None).await?;
+        self.record_decision_by(&decision, alias, None, Some(actor))
+            .await?;
         Ok(previous)
+    }
+
+    /// Removes an alias by hand, and records `actor` in the audit log in the same transaction; returns
+    /// whether it existed (nothing is recorded when it did not).
+    pub async fn delete_alias_by_hand(
+        &self,
+        name: &str,
+        alias: &str,
+        actor: &Actor,
+    ) -> Result<bool, Error> {
+        let mut tx = self.pool().begin().await?;
+        let deleted = self.delete_alias_in(&mut tx, name, alias).await?;
+        if deleted {
+            audit::record(
+                &mut tx,
+                actor,
+                Action::AliasDelete,
+                &format!("{name}@{alias}"),
+                &serde_json::json!({}),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(deleted)
     }
 
     /// The decisions about a model, newest first.

@@ -97,6 +97,20 @@ pub async fn latest_file_by_key(pool: &PgPool, key: &str) -> Result<Option<Inges
     .await?)
 }
 
+/// The file with this id, if there is one (`GET /ingest/files/{id}`).
+pub async fn find_file(pool: &PgPool, file_id: Uuid) -> Result<Option<IngestedFile>, Error> {
+    Ok(sqlx::query_as!(
+        IngestedFile,
+        r#"select file_id, object_key, sha256, status as "status: FileStatus", checkpoint_line,
+                  rows_total, rows_accepted, rows_inserted, rows_updated, rows_rejected, reason,
+                  final_key
+           from ops.ingested_files where file_id = $1"#,
+        file_id,
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
 pub async fn file_by_id(pool: &PgPool, file_id: Uuid) -> Result<IngestedFile, Error> {
     Ok(sqlx::query_as!(
         IngestedFile,

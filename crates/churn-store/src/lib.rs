@@ -2,6 +2,7 @@
 //! local directory) and the pinned seed-data download.
 
 pub mod admin;
+pub mod audit;
 pub mod db;
 pub mod dbt_results;
 pub mod ingestion;
@@ -43,6 +44,8 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error("actor {value:?} is not a valid name: {rule}", rule = audit::ACTOR_RULE)]
+    InvalidActor { value: String },
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -31,7 +31,7 @@ pub fn embedded_migrations() -> Vec<(i32, String)> {
         .iter()
         .map(|m| (m.version(), m.name().to_owned()))
         .collect();
-    // refinery lists them in file-name order, where V11 comes before V2; it applies them by version.
+    // refinery lists them in file-name order, where V10 comes before V2; they apply in version order.
     migrations.sort_by_key(|m| m.0);
     migrations
 }

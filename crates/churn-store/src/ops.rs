@@ -9,6 +9,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::Error;
+use crate::audit::{self, Action, Actor};
 
 /// What started a run (`ops.job_runs.trigger`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
@@ -103,6 +104,39 @@ pub async fn insert_run(
     trigger: Trigger,
     host: &str,
 ) -> Result<(), Error> {
+    let mut conn = pool.acquire().await?;
+    insert_run_on(&mut conn, run_id, job, trigger, host).await
+}
+
+/// Records a run started by hand, and who started it in the audit log, in one transaction.
+pub async fn insert_manual_run(
+    pool: &PgPool,
+    run_id: Uuid,
+    job: &str,
+    host: &str,
+    actor: &Actor,
+) -> Result<(), Error> {
+    let mut tx = pool.begin().await?;
+    insert_run_on(&mut tx, run_id, job, Trigger::Manual, host).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        Action::JobTrigger,
+        job,
+        &serde_json::json!({ "job_run_id": run_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_run_on(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    job: &str,
+    trigger: Trigger,
+    host: &str,
+) -> Result<(), Error> {
     sqlx::query!(
         "insert into ops.job_runs (job_run_id, job_name, trigger, status, host)
          values ($1, $2, $3, $4, $5)",
@@ -112,7 +146,7 @@ pub async fn insert_run(
         RunStatus::Running as _,
         host,
     )
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -300,6 +334,35 @@ pub async fn paused_jobs(pool: &PgPool) -> Result<Vec<String>, Error> {
 
 /// Pauses or resumes a job.
 pub async fn set_paused(pool: &PgPool, job: &str, paused: bool, by: &str) -> Result<(), Error> {
+    let mut conn = pool.acquire().await?;
+    set_paused_on(&mut conn, job, paused, by).await
+}
+
+/// Pauses or resumes a job by hand, and records who did in the audit log, in one transaction.
+pub async fn set_paused_by(
+    pool: &PgPool,
+    job: &str,
+    paused: bool,
+    actor: &Actor,
+) -> Result<(), Error> {
+    let mut tx = pool.begin().await?;
+    set_paused_on(&mut tx, job, paused, &actor.name).await?;
+    let action = if paused {
+        Action::JobPause
+    } else {
+        Action::JobResume
+    };
+    audit::record(&mut tx, actor, action, job, &serde_json::json!({})).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn set_paused_on(
+    conn: &mut PgConnection,
+    job: &str,
+    paused: bool,
+    by: &str,
+) -> Result<(), Error> {
     sqlx::query!(
         "insert into ops.job_state (job_name, paused, updated_by) values ($1, $2, $3)
          on conflict (job_name) do update
@@ -308,7 +371,7 @@ pub async fn set_paused(pool: &PgPool, job: &str, paused: bool, by: &str) -> Res
         paused,
         by,
     )
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -182,6 +182,7 @@ where
     let mut document = serde_json::to_value(&openapi).unwrap_or_default();
     crate::openapi::document_shared_responses(&mut document);
     customize(&mut document);
+    crate::openapi::document_security_schemes(&mut document);
     // Serialized once and shared: the router is cloned for every connection, and a document held by
     // value would be copied with it.
     let spec = axum::body::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());

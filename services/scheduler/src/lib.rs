@@ -37,7 +37,11 @@ pub struct AppState {
     /// The cron scheduler's id of each scheduled job, to tell its next tick.
     pub ticks: Arc<BTreeMap<String, uuid::Uuid>>,
     pub cron: Option<JobScheduler>,
-    pub admin_token: Option<churn_config::Secret>,
+    /// The scoped tokens: ADMIN_TOKEN (jobs, ingestion), REGISTRY_TOKEN (MLflow alias writes) and
+    /// READ_TOKEN (reads, when set).
+    pub tokens: churn_service::auth::Tokens,
+    /// Files larger than this are ingested in the background by `POST /ingest` (INGEST_ASYNC_BYTES).
+    pub ingest_async_bytes: u64,
     pub synthesizer: churn_config::ServiceUrl,
     pub classifier: churn_config::ServiceUrl,
     pub http: reqwest::Client,
@@ -426,7 +430,8 @@ pub async fn build(config: SchedulerConfig) -> anyhow::Result<Application> {
         runner,
         ticks: Arc::new(ticks),
         cron,
-        admin_token: common.admin_token.clone(),
+        tokens: churn_service::auth::Tokens::from_config(common),
+        ingest_async_bytes: config.ingest.async_bytes,
         synthesizer: common.synthesizer_url.clone(),
         classifier: common.classifier_url.clone(),
         http: reqwest::Client::builder()

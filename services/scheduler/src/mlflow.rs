@@ -1,5 +1,5 @@
 //! The mount of the MLflow-compatible API (`churn-mlflow`): its routes over this scheduler's registry and
-//! admin token, and its search patterns in the served document.
+//! tokens, and its search patterns in the served document.
 
 use churn_registry::Registry;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,6 +12,6 @@ pub use churn_mlflow::document_patterns;
 pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     churn_mlflow::routes(churn_mlflow::MlflowState {
         registry: Registry::new(state.infra.pool.clone(), state.infra.objects.clone()),
-        admin_token: state.admin_token.clone(),
+        tokens: state.tokens.clone(),
     })
 }

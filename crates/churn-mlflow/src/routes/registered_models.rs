@@ -1,11 +1,13 @@
-//! Registered models and their aliases: search, get, and moving or deleting an alias (behind the admin
-//! token; moving `champion` is a promotion by hand).
+//! Registered models and their aliases: search, get, and moving or deleting an alias (behind
+//! REGISTRY_TOKEN or ADMIN_TOKEN, recorded in the audit log; moving `champion` is a promotion by hand).
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use churn_registry::mlflow::{self as ml, RegisteredModel};
+use churn_service::auth::{Actor, Need};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -17,20 +19,23 @@ use crate::params::{Params, json_body};
 use crate::routes::SearchQuery;
 use crate::routes::model_versions::MlflowModelVersionBody;
 
-/// The registered-model routes; alias changes behind the admin token (checked before any body is read,
-/// answered in MLflow's error shape).
-pub fn routes(state: &MlflowState) -> OpenApiRouter<MlflowState> {
-    let writes = OpenApiRouter::new()
-        .routes(routes!(set_alias, delete_alias))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.admin_token.clone(),
-            super::require_admin,
-        ));
+/// The registered-model reads (guarded by the caller's read layer).
+pub fn read_routes() -> OpenApiRouter<MlflowState> {
     OpenApiRouter::new()
         .routes(routes!(search_registered_models))
         .routes(routes!(get_registered_model))
         .routes(routes!(get_alias))
-        .merge(writes)
+}
+
+/// Alias changes, behind REGISTRY_TOKEN or ADMIN_TOKEN (checked before any body is read, answered in
+/// MLflow's error shape).
+pub fn write_routes(state: &MlflowState) -> OpenApiRouter<MlflowState> {
+    OpenApiRouter::new()
+        .routes(routes!(set_alias, delete_alias))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.tokens.clone(), Need::RegistryWrite),
+            super::require,
+        ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -147,56 +152,54 @@ async fn get_alias(
 /// `champion` is a promotion by hand: recorded as a manual decision, announced by NOTIFY, and the
 /// classifier serves the version within a poll.
 #[utoipa::path(post, path = "/api/2.0/mlflow/registered-models/alias", tag = "mlflow",
-    security(("admin_token" = [])),
+    security(("registry_token" = []), ("admin_token" = [])),
     request_body = MlflowSetAlias,
     responses(
         (status = 200, description = "The alias moved", body = MlflowEmptyBody),
         (status = 400, description = "Not a valid request: a missing field, an invalid alias or version, a body that is not JSON (INVALID_PARAMETER_VALUE, BAD_REQUEST)", body = MlflowErrorBody),
-        (status = 401, description = "No admin token (UNAUTHENTICATED)", body = MlflowErrorBody),
-        (status = 403, description = "A wrong admin token, or ADMIN_TOKEN is not set (PERMISSION_DENIED)", body = MlflowErrorBody),
+        (status = 401, description = "No token (UNAUTHENTICATED)", body = MlflowErrorBody),
+        (status = 403, description = "A wrong token, READ_TOKEN, or neither REGISTRY_TOKEN nor ADMIN_TOKEN is set (PERMISSION_DENIED)", body = MlflowErrorBody),
         (status = 404, description = "No such model or version (RESOURCE_DOES_NOT_EXIST)", body = MlflowErrorBody),
         (status = 409, description = "The champion moved meanwhile; try again (RESOURCE_CONFLICT)", body = MlflowErrorBody),
         (status = 413, description = "The body is larger than MAX_BODY_BYTES (BAD_REQUEST)", body = MlflowErrorBody),
         (status = 415, description = "The body is not JSON (BAD_REQUEST)", body = MlflowErrorBody)))]
 async fn set_alias(
     State(state): State<MlflowState>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer<MlflowEmptyBody> {
     let request: MlflowSetAlias = json_body(&headers, body)?;
-    let actor = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("unknown client");
     let previous = ml::set_alias(
         &state.registry,
         &request.name,
         &request.alias,
         &request.version,
-        actor,
+        &actor,
     )
     .await?;
     tracing::info!(model = %request.name, alias = %request.alias, version = %request.version,
-        previous = ?previous, "alias moved through the MLflow API");
+        previous = ?previous, actor = %actor.name, "alias moved through the MLflow API");
     Ok(axum::Json(MlflowEmptyBody {}))
 }
 
 /// `DELETE /api/2.0/mlflow/registered-models/alias`: MlflowClient.delete_registered_model_alias (the
 /// JSON body MLflow's client sends; `name` and `alias` query parameters are read when there is none).
 #[utoipa::path(delete, path = "/api/2.0/mlflow/registered-models/alias", tag = "mlflow",
-    security(("admin_token" = [])),
+    security(("registry_token" = []), ("admin_token" = [])),
     request_body = MlflowDeleteAlias,
     responses(
         (status = 200, description = "The alias is gone", body = MlflowEmptyBody),
         (status = 400, description = "Not a valid request (INVALID_PARAMETER_VALUE, BAD_REQUEST)", body = MlflowErrorBody),
-        (status = 401, description = "No admin token (UNAUTHENTICATED)", body = MlflowErrorBody),
-        (status = 403, description = "A wrong admin token, or ADMIN_TOKEN is not set (PERMISSION_DENIED)", body = MlflowErrorBody),
+        (status = 401, description = "No token (UNAUTHENTICATED)", body = MlflowErrorBody),
+        (status = 403, description = "A wrong token, READ_TOKEN, or neither REGISTRY_TOKEN nor ADMIN_TOKEN is set (PERMISSION_DENIED)", body = MlflowErrorBody),
         (status = 404, description = "No such model or alias (RESOURCE_DOES_NOT_EXIST)", body = MlflowErrorBody),
         (status = 409, description = "The champion cannot be deleted, only moved (RESOURCE_CONFLICT)", body = MlflowErrorBody),
         (status = 413, description = "The body is larger than MAX_BODY_BYTES (BAD_REQUEST)", body = MlflowErrorBody),
         (status = 415, description = "The body is not JSON (BAD_REQUEST)", body = MlflowErrorBody)))]
 async fn delete_alias(
     State(state): State<MlflowState>,
+    Extension(actor): Extension<Actor>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -210,7 +213,8 @@ async fn delete_alias(
         },
         _ => json_body(&headers, body)?,
     };
-    ml::delete_alias(&state.registry, &request.name, &request.alias).await?;
-    tracing::info!(model = %request.name, alias = %request.alias, "alias deleted through the MLflow API");
+    ml::delete_alias(&state.registry, &request.name, &request.alias, &actor).await?;
+    tracing::info!(model = %request.name, alias = %request.alias, actor = %actor.name,
+        "alias deleted through the MLflow API");
     Ok(axum::Json(MlflowEmptyBody {}))
 }

@@ -9,6 +9,8 @@ use sqlx::types::Json;
 use super::filter::{self, SearchRequest};
 use super::shapes::{ModelVersion, RegisteredModel, RegisteredModelAlias};
 use super::{Page, Search, download_uri, millis, parse_version, sql, storable, tag};
+use churn_store::audit::Actor;
+
 use crate::{Alias, Error, Registry};
 
 struct ModelRow {
@@ -302,13 +304,14 @@ pub async fn model_version_download_uri(
 /// `registered-models/alias` (POST): points `alias` at `version`. Moving [`Alias::CHAMPION`] is a
 /// promotion by hand: it is recorded as a decision (metric `manual`, with `actor` as evidence) in the
 /// same transaction, compare-and-set against the champion it replaces, and NOTIFY swaps the classifier's
-/// model. Returns the version the alias pointed at before.
+/// model. Every move is in the audit log with its `actor`. Returns the version the alias pointed at
+/// before.
 pub async fn set_alias(
     registry: &Registry,
     name: &str,
     alias: &str,
     version: &str,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<Option<VersionNumber>, Error> {
     if !storable(name) {
         return Err(Error::ModelNotFound {
@@ -329,14 +332,20 @@ pub async fn set_alias(
             alias,
             number,
             "promoted by hand through the MLflow API (set_registered_model_alias)",
-            serde_json::json!({ "via": "mlflow", "actor": actor }),
+            serde_json::json!({ "via": "mlflow", "actor": actor.name, "scope": actor.scope }),
+            actor,
         )
         .await
 }
 
-/// `registered-models/alias` (DELETE). [`Alias::CHAMPION`] cannot be deleted (the classifier serves
-/// it; move it instead).
-pub async fn delete_alias(registry: &Registry, name: &str, alias: &str) -> Result<(), Error> {
+/// `registered-models/alias` (DELETE), recorded in the audit log with its `actor`.
+/// [`Alias::CHAMPION`] cannot be deleted (the classifier serves it; move it instead).
+pub async fn delete_alias(
+    registry: &Registry,
+    name: &str,
+    alias: &str,
+    actor: &Actor,
+) -> Result<(), Error> {
     if !storable(name) {
         return Err(Error::ModelNotFound {
             name: name.to_owned(),
@@ -361,7 +370,7 @@ pub async fn delete_alias(registry: &Registry, name: &str, alias: &str) -> Resul
             alias: alias.to_owned(),
         });
     }
-    if registry.delete_alias(name, alias).await? {
+    if registry.delete_alias_by_hand(name, alias, actor).await? {
         Ok(())
     } else {
         Err(Error::AliasNotFound {

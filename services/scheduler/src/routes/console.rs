@@ -1,5 +1,6 @@
 //! The web console's routes: server-rendered pages (churn-console) at `/` and `/ui/*`, and their script
-//! and style compiled into the binary. Pages read; the actions on them call the admin API with the token.
+//! and style compiled into the binary. Pages read (behind READ_TOKEN when it is set: a browser is asked
+//! for it with HTTP Basic); the actions on them call the admin API with the token.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -25,6 +26,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .route("/ui/jobs", get(jobs))
         .route("/ui/drift", get(drift))
         .route("/ui/data", get(data_page))
+        .route("/ui/audit", get(audit_page))
         .route(pages::SCRIPT_PATH, get(script))
         .route(pages::STYLE_PATH, get(style))
         .layer(middleware::map_response(security_headers))
@@ -158,6 +160,15 @@ async fn data_page(State(state): State<AppState>) -> Response {
         data::data(state.runner.pool())
             .await
             .map(|(files, reasons)| pages::data(&files, &reasons, Utc::now())),
+    )
+}
+
+async fn audit_page(State(state): State<AppState>) -> Response {
+    page(
+        churn_store::audit::recent(state.runner.pool(), 200)
+            .await
+            .map_err(churn_console::Error::from)
+            .map(|entries| pages::audit(&entries, Utc::now())),
     )
 }
 

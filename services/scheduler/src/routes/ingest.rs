@@ -1,11 +1,18 @@
-//! `POST /ingest`: ingest one landed file now, on the same code path as the webhook and the `ingest` job.
+//! `POST /ingest`: ingest one landed file, on the same code path as the webhook and the `ingest` job:
+//! now for a small file, in the background (202, and `GET /ingest/files/{id}` to poll) for a large one.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use churn_api::{IngestAccepted, IngestedFileBody};
+use churn_service::auth::Need;
 use churn_service::{ApiError, ApiJson, auth};
 use serde::Deserialize;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::Error;
 use crate::AppState;
@@ -15,9 +22,14 @@ pub(super) fn router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ingest))
         .route_layer(middleware::from_fn_with_state(
-            state.admin_token.clone(),
-            auth::require_admin,
+            (state.tokens.clone(), Need::Admin),
+            auth::require,
         ))
+}
+
+/// `GET /ingest/files/{id}` (guarded by the caller's read layer).
+pub(super) fn read_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ingested_file))
 }
 
 /// Body of `POST /ingest`.
@@ -46,15 +58,19 @@ pub(super) fn store_key(state: &AppState, raw: &str) -> Option<String> {
     }
 }
 
-/// `POST /ingest`: ingest one landed file now and return its summary (rows in, inserted, updated,
-/// rejected by reason). The same code path as the webhook and the `ingest` job: exactly once per content.
+/// `POST /ingest`: ingest one landed file and return its summary (rows in, inserted, updated, rejected
+/// by reason); a file larger than INGEST_ASYNC_BYTES answers 202 with its id at once (and `Location:
+/// /ingest/files/{id}` to poll) while a worker ingests it. The same code path as the webhook and the
+/// `ingest` job: exactly once per content.
 #[utoipa::path(post, path = "/ingest", tag = "ingest", security(("admin_token" = [])),
     request_body = IngestRequest,
     responses(
         (status = 200, description = "The file's summary (its outcome may be `failed`, with the reason)", content_type = "application/json"),
+        (status = 202, description = "A file larger than INGEST_ASYNC_BYTES: claimed, and ingested in the background; poll the Location", body = IngestAccepted,
+            headers(("Location" = String, description = "/ingest/files/{file_id}"))),
         (status = 400, description = "Not a key under landing/ of this store", body = churn_service::ErrorBody),
         (status = 401, description = "No admin token", body = churn_service::ErrorBody),
-        (status = 403, description = "A wrong admin token, or ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
+        (status = 403, description = "A wrong token, a narrower one (READ_TOKEN, REGISTRY_TOKEN), or ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
         (status = 404, description = "No such object", body = churn_service::ErrorBody),
         (status = 408, description = "The request took longer than REQUEST_TIMEOUT_SECS", body = churn_service::ErrorBody),
         (status = 409, description = "Another worker is ingesting the file", body = churn_service::ErrorBody),
@@ -65,7 +81,7 @@ pub(super) fn store_key(state: &AppState, raw: &str) -> Option<String> {
 async fn ingest(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<IngestRequest>,
-) -> Result<ApiJson<churn_ingest::Summary>, Error> {
+) -> Result<Response, Error> {
     // The store's own location (a bucket, or a directory of this machine) is not echoed back.
     let key = store_key(&state, &request.key).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -75,5 +91,55 @@ async fn ingest(
         ))
         .with_details(serde_json::json!({ "field": "key", "value": request.key }))
     })?;
-    Ok(ApiJson(state.ingestor.ingest(&key).await?))
+    if state.ingestor.size(&key).await? > state.ingest_async_bytes {
+        let file = state.ingestor.start(&key).await?;
+        let location = format!("/ingest/files/{}", file.file_id);
+        let accepted = IngestAccepted {
+            file_id: file.file_id,
+            object_key: key,
+            sha256: file.sha256,
+            location: location.clone(),
+        };
+        return Ok((
+            StatusCode::ACCEPTED,
+            [(header::LOCATION, location)],
+            ApiJson(accepted),
+        )
+            .into_response());
+    }
+    Ok(ApiJson(state.ingestor.ingest(&key).await?).into_response())
+}
+
+/// `GET /ingest/files/{id}`: where a landed file stands (`processing`, `processed` or `failed`), with
+/// its row counts, the reason it failed and where it was moved.
+#[utoipa::path(get, path = "/ingest/files/{id}", tag = "ingest",
+    params(("id" = Uuid, Path, description = "The file's id, as POST /ingest answered it")),
+    responses(
+        (status = 200, description = "The file's state", body = IngestedFileBody),
+        (status = 400, description = "Not a file id", body = churn_service::ErrorBody),
+        (status = 404, description = "No such file", body = churn_service::ErrorBody)))]
+async fn ingested_file(
+    State(state): State<AppState>,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<ApiJson<IngestedFileBody>, Error> {
+    let Path(id) = id.map_err(|e| {
+        ApiError::bad_request("the file id is not a UUID")
+            .with_details(json!({ "reason": e.body_text() }))
+    })?;
+    let file = churn_store::ingestion::find_file(state.runner.pool(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("there is no ingested file {id}")))?;
+    Ok(ApiJson(IngestedFileBody {
+        file_id: file.file_id,
+        object_key: file.object_key,
+        sha256: file.sha256,
+        status: file.status.as_str().to_owned(),
+        rows_total: file.rows_total,
+        rows_accepted: file.rows_accepted,
+        rows_inserted: file.rows_inserted,
+        rows_updated: file.rows_updated,
+        rows_rejected: file.rows_rejected,
+        reason: file.reason,
+        final_key: file.final_key,
+    }))
 }

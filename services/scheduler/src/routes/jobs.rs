@@ -1,11 +1,13 @@
 //! The jobs: `GET /jobs` (schedules, switches, last run, next tick), and the admin routes that start a
-//! run now, pause a job and resume it.
+//! run now, pause a job and resume it (each recorded in the audit log with its actor).
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use churn_api::{JobInfo, JobPaused, TriggeredRun};
-use churn_jobs::{Schedule, Trigger};
+use churn_jobs::Schedule;
+use churn_service::auth::{Actor, Need};
 use churn_service::{ApiJson, auth};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,17 +15,21 @@ use utoipa_axum::routes;
 use super::{Error, runs::run_body};
 use crate::AppState;
 
-/// `GET /jobs`, and the admin routes behind the admin layer.
-pub(super) fn router(state: &AppState) -> OpenApiRouter<AppState> {
-    let admin = OpenApiRouter::new()
+/// `GET /jobs` (guarded by the caller's read layer).
+pub(super) fn read_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_jobs))
+}
+
+/// The admin routes, behind ADMIN_TOKEN; each action is written to the audit log with its actor.
+pub(super) fn admin_router(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(trigger_run))
         .routes(routes!(pause))
         .routes(routes!(resume))
         .route_layer(middleware::from_fn_with_state(
-            state.admin_token.clone(),
-            auth::require_admin,
-        ));
-    OpenApiRouter::new().routes(routes!(list_jobs)).merge(admin)
+            (state.tokens.clone(), Need::Admin),
+            auth::require,
+        ))
 }
 
 fn schedule_text(schedule: &Schedule) -> String {
@@ -79,15 +85,17 @@ pub(super) async fn job_infos(state: &AppState) -> Result<Vec<JobInfo>, churn_st
     params(("name" = String, Path, description = "The job")),
     responses(
         (status = 202, description = "The run started", body = TriggeredRun),
+        (status = 400, description = "An X-Actor header outside the rule", body = churn_service::ErrorBody),
         (status = 401, description = "No admin token", body = churn_service::ErrorBody),
-        (status = 403, description = "A wrong admin token, or ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
+        (status = 403, description = "A wrong token, a narrower one (READ_TOKEN, REGISTRY_TOKEN), or ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
         (status = 404, description = "No such job", body = churn_service::ErrorBody),
         (status = 409, description = "A run of the job is in progress", body = churn_service::ErrorBody)))]
 async fn trigger_run(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, ApiJson<TriggeredRun>), Error> {
-    let job_run_id = state.runner.trigger(&name, Trigger::Manual).await?;
+    let job_run_id = state.runner.trigger_by(&name, &actor).await?;
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(TriggeredRun {
@@ -103,14 +111,16 @@ async fn trigger_run(
     params(("name" = String, Path, description = "The job")),
     responses(
         (status = 200, description = "Paused", body = JobPaused),
+        (status = 400, description = "An X-Actor header outside the rule", body = churn_service::ErrorBody),
         (status = 401, description = "No admin token", body = churn_service::ErrorBody),
-        (status = 403, description = "A wrong admin token, or ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
+        (status = 403, description = "A wrong token, a narrower one (READ_TOKEN, REGISTRY_TOKEN), or ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
         (status = 404, description = "No such job", body = churn_service::ErrorBody)))]
 async fn pause(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<ApiJson<JobPaused>, Error> {
-    state.runner.pause(&name, "api").await?;
+    state.runner.set_paused_by(&name, true, &actor).await?;
     Ok(ApiJson(JobPaused {
         job_name: name,
         paused: true,
@@ -122,14 +132,16 @@ async fn pause(
     params(("name" = String, Path, description = "The job")),
     responses(
         (status = 200, description = "Resumed", body = JobPaused),
+        (status = 400, description = "An X-Actor header outside the rule", body = churn_service::ErrorBody),
         (status = 401, description = "No admin token", body = churn_service::ErrorBody),
-        (status = 403, description = "A wrong admin token, or ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
+        (status = 403, description = "A wrong token, a narrower one (READ_TOKEN, REGISTRY_TOKEN), or ADMIN_TOKEN is not set", body = churn_service::ErrorBody),
         (status = 404, description = "No such job", body = churn_service::ErrorBody)))]
 async fn resume(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<ApiJson<JobPaused>, Error> {
-    state.runner.resume(&name, "api").await?;
+    state.runner.set_paused_by(&name, false, &actor).await?;
     Ok(ApiJson(JobPaused {
         job_name: name,
         paused: false,

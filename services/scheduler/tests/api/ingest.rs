@@ -387,3 +387,77 @@ async fn two_hundred_events_at_once_stay_within_the_pool_and_ingest_every_file_e
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_above_the_async_threshold_answers_202_with_an_id_that_later_reports_processed() {
+    let stack = Stack::start().await;
+    let app = stack
+        .scheduler(&[
+            ("INGEST_ASYNC_BYTES", "4096"),
+            ("GENERATE_ENABLED", "false"),
+        ])
+        .await;
+    let store = stack.s3.open().store;
+    let large = seed_csv(0, 200);
+    assert!(large.len() > 4096);
+    put(store.as_ref(), "landing/large.csv", large).await;
+    put(store.as_ref(), "landing/small.csv", seed_csv(300, 305)).await;
+
+    let accepted = stack
+        .client
+        .post(app.url("/ingest"))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .json(&json!({"key": "landing/large.csv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let location = accepted.headers()["location"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = accepted.json().await.unwrap();
+    let file_id = body["file_id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/ingest/files/{file_id}"));
+    assert_eq!(body["location"], location.as_str());
+    assert_eq!(body["object_key"], "landing/large.csv");
+
+    let status = || async {
+        stack
+            .client
+            .get(app.url(&location))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    wait_until(Duration::from_secs(60), || async {
+        status().await["status"] != "processing"
+    })
+    .await;
+    let done = status().await;
+    assert_eq!(done["status"], "processed", "{done}");
+    assert_eq!(done["file_id"], file_id.as_str());
+    assert_eq!(done["rows_inserted"], 200, "{done}");
+    assert_eq!(done["final_key"], "processed/large.csv", "{done}");
+
+    // A file under the threshold still answers with its summary at once.
+    let small = stack
+        .client
+        .post(app.url("/ingest"))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .json(&json!({"key": "landing/small.csv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status(), 200);
+    let summary: serde_json::Value = small.json().await.unwrap();
+    assert_eq!(summary["outcome"], "processed", "{summary}");
+    let missing = stack
+        .client
+        .get(app.url(&format!("/ingest/files/{}", uuid::Uuid::new_v4())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    app.stop().await;
+}

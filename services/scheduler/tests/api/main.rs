@@ -1,6 +1,7 @@
 //! The scheduler service over HTTP, started on port 0 against a real PostgreSQL and S3 server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
 mod console;
 mod dbt;
 mod generate;
