@@ -111,17 +111,11 @@ pub async fn find_file(pool: &PgPool, file_id: Uuid) -> Result<Option<IngestedFi
     .await?)
 }
 
+/// The file with this id, which the caller knows exists.
 pub async fn file_by_id(pool: &PgPool, file_id: Uuid) -> Result<IngestedFile, Error> {
-    Ok(sqlx::query_as!(
-        IngestedFile,
-        r#"select file_id, object_key, sha256, status as "status: FileStatus", checkpoint_line,
-                  rows_total, rows_accepted, rows_inserted, rows_updated, rows_rejected, reason,
-                  final_key
-           from ops.ingested_files where file_id = $1"#,
-        file_id,
-    )
-    .fetch_one(pool)
-    .await?)
+    find_file(pool, file_id)
+        .await?
+        .ok_or_else(|| sqlx::Error::RowNotFound.into())
 }
 
 /// Locks a `processing` file's row until the caller's transaction ends and returns its checkpoint;

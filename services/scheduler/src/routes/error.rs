@@ -3,6 +3,8 @@
 //! `ApiError` lives in churn-service and the library errors in their own crates, so the mapping needs a
 //! type of this crate to hang its `From`s on; handlers return it and `?` does the rest.
 
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use churn_jobs::RunnerError;
@@ -17,6 +19,18 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         self.0.into_response()
     }
+}
+
+/// The id of a `/{resources}/{id}` path, or a 400 saying it is not a UUID (`what`: "run", "file").
+pub(crate) fn uuid_in_path(
+    id: Result<Path<uuid::Uuid>, PathRejection>,
+    what: &str,
+) -> Result<uuid::Uuid, Error> {
+    let Path(id) = id.map_err(|e| {
+        ApiError::bad_request(format!("the {what} id is not a UUID"))
+            .with_details(json!({ "reason": e.body_text() }))
+    })?;
+    Ok(id)
 }
 
 impl From<ApiError> for Error {

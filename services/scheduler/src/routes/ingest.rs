@@ -9,12 +9,12 @@ use churn_api::{IngestAccepted, IngestedFileBody};
 use churn_service::auth::Need;
 use churn_service::{ApiError, ApiJson, auth};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::Error;
+use super::error::uuid_in_path;
 use crate::AppState;
 
 /// `POST /ingest`, behind the admin layer.
@@ -122,10 +122,7 @@ async fn ingested_file(
     State(state): State<AppState>,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
 ) -> Result<ApiJson<IngestedFileBody>, Error> {
-    let Path(id) = id.map_err(|e| {
-        ApiError::bad_request("the file id is not a UUID")
-            .with_details(json!({ "reason": e.body_text() }))
-    })?;
+    let id = uuid_in_path(id, "file")?;
     let file = churn_store::ingestion::find_file(state.runner.pool(), id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("there is no ingested file {id}")))?;

@@ -5,13 +5,12 @@ use churn_api::{JobRunBody, RunsPage};
 use churn_jobs::{JobRun, RunStatus};
 use churn_service::{ApiError, ApiJson, ApiQuery, QueryError, QueryParams};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::Error;
-use super::error::unknown_job;
+use super::error::{unknown_job, uuid_in_path};
 use crate::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -148,10 +147,7 @@ async fn get_run(
     State(state): State<AppState>,
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
 ) -> Result<ApiJson<JobRunBody>, Error> {
-    let Path(id) = id.map_err(|e| {
-        ApiError::bad_request("the run id is not a UUID")
-            .with_details(json!({ "reason": e.body_text() }))
-    })?;
+    let id = uuid_in_path(id, "run")?;
     churn_store::ops::get_run(state.runner.pool(), id)
         .await?
         .map(|run| ApiJson(run_body(run)))
