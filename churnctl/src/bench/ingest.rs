@@ -23,7 +23,7 @@ pub struct IngestBenchArgs {
     /// Rows of the latency file.
     #[arg(long, default_value_t = 10_000)]
     latency_rows: usize,
-    /// Rows per transaction.
+    /// Rows per statement batch (a savepoint in the file's one transaction).
     #[arg(long, default_value_t = IngestOptions::default().batch_rows)]
     batch_rows: usize,
     /// The PostgreSQL server; fresh databases are created on it and dropped [default: $DATABASE_URL].
