@@ -241,7 +241,7 @@ pub(super) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         bytes as f64 / 1e6
     );
     println!(
-        "| ingestion, end to end ({} rows per transaction) | {ingest_secs:.1} s, {ingest_rate:.0} rows/s |",
+        "| ingestion, end to end ({} rows per batch, one transaction per file) | {ingest_secs:.1} s, {ingest_rate:.0} rows/s |",
         args.batch_rows
     );
     println!("| bare COPY of the same rows | {copy_secs:.1} s, {copy_rate:.0} rows/s |");
