@@ -144,8 +144,8 @@ impl Ingestor {
 
     /// Claims the object at `key` (its bytes hashed to their `ops.ingested_files` row) and ingests it in
     /// the background, on the same workers and exactly-once path as [`Ingestor::ingest`]; returns the
-    /// row at once. A file the background task cannot finish (a shutdown, a lost database) stays in
-    /// `landing/` and resumes from its checkpoint at the next poll.
+    /// row at once. A file the background task cannot finish (a shutdown, a lost database) leaves no rows,
+    /// stays in `landing/` and is ingested whole at the next poll.
     pub async fn start(&self, key: &str) -> Result<IngestedFile, Error> {
         name_under(key, LANDING)?;
         let (sha256, _size) = match read::hash(self.store.as_ref(), &Path::from(key)).await {
