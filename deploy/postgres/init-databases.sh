@@ -10,25 +10,21 @@
 # passwords as SCRAM verifiers. No service logs in as the superuser, which stays for this script, backups
 # (scripts/backup) and an operator's psql inside the container.
 #
-# Passwords come from the environment (docker-compose.yml passes them from .env) and reach psql as
-# variables (:'name' quotes them), never spliced into SQL text. To change one later: ALTER ROLE … PASSWORD,
-# then the new value in .env (this script never runs again on a volume that has data).
+# Passwords come from the environment (docker-compose.yml passes them from .env) and never reach the server
+# as text: psql's \password computes each role's SCRAM verifier on this side and sends only the verifier,
+# as churnctl migrate does for the services' roles. To change one later: \password in psql, then the new
+# value in .env (this script never runs again on a volume that has data).
 set -euo pipefail
 
 for name in OWNER_DB_PASSWORD GRAFANA_DB_PASSWORD METABASE_DB_PASSWORD; do
   [ -n "${!name:-}" ] || { echo "init-databases: $name must be set" >&2; exit 1; }
 done
 
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-  -v owner_pw="$OWNER_DB_PASSWORD" -v grafana_pw="$GRAFANA_DB_PASSWORD" \
-  -v metabase_pw="$METABASE_DB_PASSWORD" -v warehouse="$POSTGRES_DB" <<'SQL'
--- These three bootstrap passwords reach the server as text (the server stores their SCRAM verifiers): this
--- runs once, over the container's Unix socket, with statement logging off. The service roles' passwords
--- never do: churnctl migrate sends verifiers it computes itself.
-create role churn_owner login createrole password :'owner_pw';
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -v warehouse="$POSTGRES_DB" <<'SQL'
+create role churn_owner login createrole;
 alter database :"warehouse" owner to churn_owner;
-create role grafana login password :'grafana_pw';
-create role metabase login password :'metabase_pw';
+create role grafana login;
+create role metabase login;
 create database grafana owner grafana;
 create database metabase owner metabase;
 -- Only each database's owner may connect to it (and, to the warehouse, the roles granted CONNECT).
@@ -36,4 +32,22 @@ revoke all on database grafana from public;
 revoke all on database metabase from public;
 revoke all on database :"warehouse" from public;
 SQL
+
+# \password reads the new password twice from the terminal, or from stdin when there is none: setsid
+# makes sure there is none, so the value comes from the pipe and is never an argument (ps) or SQL text.
+set_password() {
+  local role=$1 password=$2
+  printf '%s\n%s\n' "$password" "$password" \
+    | setsid -w psql -v ON_ERROR_STOP=1 --quiet --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
+        -c "\\password $role" \
+    || { echo "init-databases: could not set the password of $role" >&2; exit 1; }
+  # The verifier, never the password, is what the server keeps (and all it was sent).
+  psql -v ON_ERROR_STOP=1 -Atq --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -v role="$role" <<'SQL' \
+    | grep -qx 1 || { echo "init-databases: $role has no SCRAM verifier" >&2; exit 1; }
+select 1 from pg_authid where rolname = :'role' and rolpassword like 'SCRAM-SHA-256$%';
+SQL
+}
+set_password churn_owner "$OWNER_DB_PASSWORD"
+set_password grafana "$GRAFANA_DB_PASSWORD"
+set_password metabase "$METABASE_DB_PASSWORD"
 echo "init-databases: made the warehouse owner churn_owner and the databases grafana and metabase, each with its owner role"

@@ -613,8 +613,23 @@ fn each_service_logs_in_as_its_own_roles_and_none_as_a_superuser_or_the_root_use
         }
     }
     let init = repo_file("deploy/postgres/init-databases.sh");
-    if !init.contains("create role churn_owner login createrole password") {
+    if !init.contains("create role churn_owner login createrole;") {
         problems.push("init-databases.sh must create churn_owner with CREATEROLE".to_owned());
+    }
+    // The bootstrap roles' passwords reach the server only as SCRAM verifiers psql computes (\password),
+    // never as text in SQL, where statement logging or pg_stat_activity would show them.
+    for role in ["churn_owner", "grafana", "metabase"] {
+        if !init.contains(&format!("set_password {role} ")) {
+            problems.push(format!(
+                "init-databases.sh must set {role}'s password with set_password"
+            ));
+        }
+    }
+    if !init.contains("\\\\password $role") || init.to_lowercase().contains(" password :'") {
+        problems.push(
+            "init-databases.sh must set passwords with psql's \\password, never `password :'…'`"
+                .to_owned(),
+        );
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

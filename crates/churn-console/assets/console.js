@@ -1,9 +1,12 @@
 // The console's only script: keeps the admin token for this tab (sessionStorage, never sent anywhere but
-// this scheduler's API) and turns action buttons into API calls with it. Without a token the console is
-// read-only: the action buttons are hidden.
+// this scheduler's API) and turns action buttons into API calls with it, naming the person in X-Actor
+// so the audit log says who acted. Without a token the console is read-only: the action buttons are hidden.
 (function () {
   "use strict";
   var KEY = "churn-admin-token";
+  var ACTOR_KEY = "churn-actor";
+  // The server's rule for X-Actor (churn_store::audit::ACTOR_RULE), checked here to say so before acting.
+  var ACTOR = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
   var flash = document.getElementById("flash");
 
   function token() {
@@ -13,6 +16,10 @@
   function show(message, ok) {
     flash.textContent = message;
     flash.className = ok ? "ok" : "bad";
+  }
+
+  function actor() {
+    return window.sessionStorage.getItem(ACTOR_KEY) || "";
   }
 
   function refresh() {
@@ -26,14 +33,27 @@
       show("Paste the scheduler's ADMIN_TOKEN first.", false);
       return;
     }
+    var name = document.getElementById("actor").value.trim();
+    if (name !== "" && !ACTOR.test(name)) {
+      show("Your name \"" + name + "\" cannot be recorded: use 1 to 64 letters, digits and . _ @ + - " +
+        "(starting with a letter or digit).", false);
+      return;
+    }
     window.sessionStorage.setItem(KEY, input.value.trim());
+    if (name !== "") {
+      window.sessionStorage.setItem(ACTOR_KEY, name);
+    } else {
+      window.sessionStorage.removeItem(ACTOR_KEY);
+    }
     input.value = "";
     refresh();
-    show("Admin token set for this tab: actions are enabled.", true);
+    show("Admin token set for this tab: actions are enabled" +
+      (name !== "" ? " and recorded as " + name + "." : " (recorded as admin: add your name to be named)."), true);
   });
 
   document.getElementById("forget").addEventListener("click", function () {
     window.sessionStorage.removeItem(KEY);
+    window.sessionStorage.removeItem(ACTOR_KEY);
     refresh();
     show("Admin token forgotten: the console is read-only.", true);
   });
@@ -45,6 +65,9 @@
         return;
       }
       var headers = { Authorization: "Bearer " + token() };
+      if (actor() !== "") {
+        headers["X-Actor"] = actor();
+      }
       var body = button.getAttribute("data-body");
       if (body) {
         headers["Content-Type"] = "application/json";
@@ -80,5 +103,6 @@
     });
   });
 
+  document.getElementById("actor").value = actor();
   refresh();
 })();

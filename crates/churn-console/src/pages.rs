@@ -56,6 +56,10 @@ fn layout(active: &str, now: DateTime<Utc>, body: Markup) -> Markup {
                         a href="/dbt/docs/index.html" { "dbt docs" }
                     }
                     form #token-form autocomplete="off" {
+                        // Sent as X-Actor with each action, so the audit log names the person, not the token.
+                        input #actor type="text" placeholder="your name" maxlength="64"
+                            aria-label="your name, recorded in the audit log with each action"
+                            title="Recorded in the audit log with each action: 1 to 64 letters, digits and . _ @ + -";
                         input #token type="password" placeholder="admin token" aria-label="admin token";
                         button type="submit" { "Use token" }
                         button #forget type="button" class="admin-only" { "Forget" }

@@ -5,7 +5,9 @@ usage: console_browser.py BASE_URL ADMIN_TOKEN OUTPUT_DIR
 For every page: loads it, waits for its key element, checks the browser console logged no error, and
 writes a screenshot to OUTPUT_DIR. Then checks the action buttons are hidden without a token, enters the
 token, clicks "Run now" on the metrics job and waits for the reloaded page to show the manual run in the
-history; then promotes the version that is not the champion and checks the reloaded table says so. Prints one JSON object with what it saw; exits non-zero on the first failed check.
+history; then promotes the version that is not the champion and checks the reloaded table says so, and that
+the audit page names the person entered beside the token as the actor of both actions. Prints one JSON
+object with what it saw; exits non-zero on the first failed check.
 """
 
 import json
@@ -19,6 +21,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+
+# The name entered beside the token: the console sends it as X-Actor with each action.
+ACTOR = "ana.ops@example.com"
 
 # (path, id of the element that proves the page rendered its data, text that element must contain)
 PAGES = [
@@ -87,6 +92,7 @@ def main():
         if run_now.is_displayed():
             fail("the Run now button shows without an admin token")
 
+        driver.find_element(By.ID, "actor").send_keys(ACTOR)
         driver.find_element(By.ID, "token").send_keys(token)
         driver.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
         wait.until(lambda d: run_now.is_displayed())
@@ -120,7 +126,17 @@ def main():
         if errors:
             fail(f"/ui/models after Promote: the browser console logged errors: {errors}")
         driver.save_screenshot(os.path.join(out, "models-after-promote.png"))
-        print(json.dumps({"ok": True, "pages": seen, "manual_run": manual[0], "promoted": version}))
+
+        # Both actions are in the audit log under the name entered, not the token's scope.
+        driver.get(base + "/ui/audit")
+        rows = wait.until(ec.presence_of_all_elements_located((By.CSS_SELECTOR, "#audit tbody tr")))
+        audited = [(r.find_element(By.XPATH, "./td[2]").text, r.find_element(By.XPATH, "./td[4]").text)
+                   for r in rows]
+        for action in ("job.trigger", "model.promote"):
+            if (ACTOR, action) not in audited:
+                fail(f"/ui/audit should list {action} by {ACTOR}: {audited}")
+        print(json.dumps({"ok": True, "pages": seen, "manual_run": manual[0], "promoted": version,
+                          "audited": audited}))
     finally:
         driver.quit()
 
