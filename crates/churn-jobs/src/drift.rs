@@ -338,9 +338,9 @@ impl DriftJob {
         let started = Instant::now();
         let (champion, reference, window) = self.champion_window().await?;
         let mut rows = 0;
-        let mut details = serde_json::Map::new();
+        let mut measured = Vec::new();
         for source in DriftSource::ALL {
-            let measured = self
+            let run = self
                 .measure_source(
                     source,
                     &champion,
@@ -349,13 +349,26 @@ impl DriftJob {
                     Some(ctx.run_id),
                 )
                 .await?;
-            rows += measured.as_ref().map_or(0, |(_, d)| d.n_columns as i64);
-            details.insert(source.to_string(), self.run_details(source, measured));
+            rows += run.as_ref().map_or(0, |(_, d)| d.n_columns as i64);
+            measured.push((source, self.run_details(source, run)));
         }
         let trigger = match &self.retrain {
             Some(watch) => watch.check_and_request(&self.pool, &self.registry).await,
             None => None,
         };
+        // The warehouse's run at the top level, as before the logged traffic was measured; each other
+        // source under its name.
+        let mut details = serde_json::Map::new();
+        for (source, run) in measured {
+            match (source, run) {
+                (DriftSource::Warehouse, serde_json::Value::Object(fields)) => {
+                    details.extend(fields)
+                }
+                (source, run) => {
+                    details.insert(source.to_string(), run);
+                }
+            }
+        }
         details.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
         details.insert("retrain_trigger".into(), json!(trigger));
         Ok(Outcome {
