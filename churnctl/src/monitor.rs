@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use churn_config::{DatabaseConfig, Env};
 use churn_monitor::{DatasetDrift, DriftOptions, ReferenceProfile};
+use churn_store::monitoring::DriftSource;
 use clap::Subcommand;
 use sqlx::PgPool;
 
@@ -38,6 +39,10 @@ pub enum MonitorCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// The stored runs of which current data: the warehouse's customers, or the classifier's logged
+        /// traffic (api).
+        #[arg(long, default_value = "warehouse", value_parser = ["warehouse", "api"])]
+        source: String,
         /// PostgreSQL URL [default: $DATABASE_URL].
         #[arg(long)]
         database_url: Option<String>,
@@ -91,11 +96,16 @@ pub async fn run(command: MonitorCommand) -> anyhow::Result<std::process::ExitCo
         MonitorCommand::Drift {
             model,
             json,
+            source,
             database_url,
             ..
         } => {
             let pool = connect(database_url).await?;
-            stored_drift(&pool, &model, json).await?;
+            let source = match source.as_str() {
+                "api" => DriftSource::Api,
+                _ => DriftSource::Warehouse,
+            };
+            stored_drift(&pool, &model, source, json).await?;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
@@ -149,9 +159,19 @@ async fn metrics(pool: &PgPool, model: &str, versions: i64) -> anyhow::Result<()
     Ok(())
 }
 
-async fn stored_drift(pool: &PgPool, model: &str, json: bool) -> anyhow::Result<()> {
-    let Some((run, columns)) = churn_store::monitoring::newest_drift_run(pool, model).await? else {
-        println!("no drift run for {model} yet (the drift job writes one every DRIFT_SCHEDULE)");
+async fn stored_drift(
+    pool: &PgPool,
+    model: &str,
+    source: DriftSource,
+    json: bool,
+) -> anyhow::Result<()> {
+    let Some((run, columns)) =
+        churn_store::monitoring::newest_drift_run(pool, model, source).await?
+    else {
+        println!(
+            "no {source} drift run for {model} yet (the drift job writes one every DRIFT_SCHEDULE \
+             when the window holds DRIFT_MIN_ROWS rows)"
+        );
         return Ok(());
     };
     if json {
@@ -168,6 +188,7 @@ async fn stored_drift(pool: &PgPool, model: &str, json: bool) -> anyhow::Result<
             .collect();
         let body = serde_json::json!({
             "run_id": run.run_id, "model_name": run.model_name, "model_version": run.model_version,
+            "source": run.source.as_str(),
             "window_start": run.window.start, "window_end": run.window.end,
             "n_reference": run.n_reference, "n_current": run.n_current,
             "n_columns": run.n_columns, "n_drifted": run.n_drifted, "share_drifted": run.share_drifted,
@@ -180,9 +201,10 @@ async fn stored_drift(pool: &PgPool, model: &str, json: bool) -> anyhow::Result<
         return Ok(());
     }
     println!(
-        "{} v{}: {} of {} columns drifted ({:.0}%; dataset drift at {:.0}%): {}",
+        "{} v{} ({} traffic): {} of {} columns drifted ({:.0}%; dataset drift at {:.0}%): {}",
         run.model_name,
         run.model_version,
+        run.source,
         run.n_drifted,
         run.n_columns,
         run.share_drifted * 100.0,

@@ -503,11 +503,11 @@ async fn a_fresh_metabase_is_set_up_and_provisioned_and_a_second_run_changes_not
         let count = |call: &str| state.calls.iter().filter(|c| *c == call).count();
         assert_eq!(count("POST /api/setup"), 1);
         assert_eq!(count("POST /api/database"), 1);
-        assert_eq!(count("POST /api/card"), 10);
+        assert_eq!(count("POST /api/card"), 14);
         assert_eq!(count("POST /api/dashboard"), 1);
         assert_eq!(
             writes(&state.calls).len(),
-            1 + 1 + 10 + 1 + 1,
+            1 + 1 + 14 + 1 + 1,
             "{:#?}",
             state.calls
         );
@@ -526,7 +526,7 @@ async fn a_fresh_metabase_is_set_up_and_provisioned_and_a_second_run_changes_not
     );
     assert!(writes(calls).is_empty(), "the second run wrote: {calls:?}");
     let out = String::from_utf8_lossy(&second.stdout);
-    assert_eq!(out.lines().count(), 12, "{out}");
+    assert_eq!(out.lines().count(), 16, "{out}");
     assert!(out.lines().all(|l| l.contains(": unchanged")), "{out}");
     assert_matches_spec(&state);
 }

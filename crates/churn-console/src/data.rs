@@ -14,6 +14,7 @@ use crate::Error;
 pub use churn_registry::overview::DecisionLine as Decision;
 pub use churn_store::ops::JobRun as RunLine;
 pub use churn_store::overview::{DriftCell, DriftVerdict, FileLine, LiveMetric, RejectionCount};
+pub use churn_store::traffic_overview::{CohortFigure, ServedWindow};
 
 /// Seconds from a run's start to its finish, once finished.
 pub fn run_seconds(run: &RunLine) -> Option<f64> {
@@ -141,11 +142,73 @@ impl VersionCard {
     }
 }
 
-/// Every version of `model_name`, newest first, and the newest decisions.
+/// The minutes of logged traffic the models page sums up as "live".
+pub const TRAFFIC_WINDOW_MINUTES: i32 = 60;
+
+/// Real traffic per version and source: what was served in the last window and the newest matured and
+/// provisional cohorts.
+#[derive(Debug, Clone, Default)]
+pub struct Traffic {
+    pub served: Vec<ServedWindow>,
+    pub cohorts: Vec<CohortFigure>,
+}
+
+/// One line of the models page's live-and-matured table: a version and a source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceLine<'a> {
+    pub version: i32,
+    pub source: &'a str,
+    /// The arms that served (or shadow-scored) in the window.
+    pub served: Vec<&'a ServedWindow>,
+    pub matured: Option<&'a CohortFigure>,
+    pub provisional: Option<&'a CohortFigure>,
+}
+
+impl Traffic {
+    /// One line per version and source that has served traffic or cohort figures, newest version first.
+    pub fn lines(&self) -> Vec<SourceLine<'_>> {
+        let mut keys: Vec<(i32, &str)> = self
+            .served
+            .iter()
+            .map(|s| (s.model_version, s.source.as_str()))
+            .chain(
+                self.cohorts
+                    .iter()
+                    .map(|c| (c.model_version, c.source.as_str())),
+            )
+            .collect();
+        keys.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+        keys.dedup();
+        keys.into_iter()
+            .map(|(version, source)| {
+                let cohort = |provisional: bool| {
+                    self.cohorts.iter().find(|c| {
+                        c.model_version == version
+                            && c.source == source
+                            && c.provisional == provisional
+                    })
+                };
+                SourceLine {
+                    version,
+                    source,
+                    served: self
+                        .served
+                        .iter()
+                        .filter(|s| s.model_version == version && s.source == source)
+                        .collect(),
+                    matured: cohort(false),
+                    provisional: cohort(true),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Every version of `model_name`, newest first, the newest decisions and the real traffic.
 pub async fn models(
     pool: &PgPool,
     model_name: &str,
-) -> Result<(Vec<VersionCard>, Vec<Decision>), Error> {
+) -> Result<(Vec<VersionCard>, Vec<Decision>, Traffic), Error> {
     let live = live_metrics(pool, model_name).await?;
     let cards = registry::version_lines(pool, model_name, 200)
         .await?
@@ -159,7 +222,16 @@ pub async fn models(
         })
         .collect();
     let decisions = registry::decision_lines(pool, model_name, 50).await?;
-    Ok((cards, decisions))
+    let traffic = Traffic {
+        served: churn_store::traffic_overview::served_in_window(
+            pool,
+            model_name,
+            TRAFFIC_WINDOW_MINUTES,
+        )
+        .await?,
+        cohorts: churn_store::traffic_overview::newest_cohorts(pool, model_name).await?,
+    };
+    Ok((cards, decisions, traffic))
 }
 
 /// An experiment run with its parameters and final metrics.

@@ -8,8 +8,8 @@ use maud::{DOCTYPE, Markup, html};
 use uuid::Uuid;
 
 use crate::data::{
-    Decision, DriftHistory, FileLine, JobLine, Overview, RejectionCount, RunCard, RunLine,
-    VersionCard, run_seconds,
+    CohortFigure, Decision, DriftHistory, FileLine, JobLine, Overview, RejectionCount, RunCard,
+    RunLine, TRAFFIC_WINDOW_MINUTES, Traffic, VersionCard, run_seconds,
 };
 use crate::svg;
 
@@ -176,7 +176,7 @@ pub fn overview(o: &Overview, now: DateTime<Utc>) -> Markup {
                 @match &o.drift {
                     Some(d) => {
                         p.big { @if d.dataset_drift { span.status.failed { "drifted" } } @else { span.status.succeeded { "no drift" } } }
-                        p { (d.n_drifted) " of " (d.n_columns) " columns (" (format!("{:.0}", d.share_drifted * 100.0)) " %), " (d.n_current) " rows, " (when(d.computed_at)) }
+                        p { (d.n_drifted) " of " (d.n_columns) " columns (" (format!("{:.0}", d.share_drifted * 100.0)) " %), " (d.n_current) " rows of " (d.source) " traffic, " (when(d.computed_at)) }
                     }
                     None => { p.big { "not measured yet" } }
                 }
@@ -198,11 +198,78 @@ pub fn overview(o: &Overview, now: DateTime<Utc>) -> Markup {
     layout("/", now, body)
 }
 
-/// `/ui/models`: every version with aliases, metrics, lineage and importance; the decisions.
+/// A cohort's figures in one cell: its day, ROC AUC, label coverage and, while provisional, when it matures.
+fn cohort_cell(cohort: Option<&CohortFigure>) -> Markup {
+    html! {
+        @match cohort {
+            None => { "–" }
+            Some(c) => {
+                span.cohort-auc { (num(c.roc_auc, 3)) }
+                " · " (format!("{:.0} %", c.label_coverage * 100.0)) " labelled (" (c.n_labelled) " of " (c.n_predictions) ")"
+                " · cohort " (c.cohort_start.format("%Y-%m-%d"))
+                @if c.provisional {
+                    " " span.status.provisional title=(format!("labels mature {}", c.matures_at.to_rfc3339())) { "provisional" }
+                }
+            }
+        }
+    }
+}
+
+/// The models page's real-traffic table: per version and source, the live window beside the newest
+/// matured and provisional cohorts.
+fn traffic_table(versions: &[VersionCard], traffic: &Traffic) -> Markup {
+    let lines = traffic.lines();
+    html! {
+        h2 { "Live and matured, per source" }
+        p {
+            "Live: the predictions logged in the last " (TRAFFIC_WINDOW_MINUTES) " minutes per source (api: single calls, batch: batches and streams), "
+            "and for the synthetic stream the newest window's ROC AUC. Matured: ROC AUC of the newest day cohort whose labels have matured; "
+            "provisional: of the newest cohort still maturing, whose figure still moves."
+        }
+        @if lines.is_empty() { p.empty #no-traffic { "No logged traffic and no cohort figures yet: they appear once callers use /predict and feed outcomes back." } }
+        table #live-matured {
+            thead { tr {
+                th.num { "version" } th { "source" } th { "live (last " (TRAFFIC_WINDOW_MINUTES) " min)" }
+                th { "matured cohort" } th { "provisional cohort" }
+            } }
+            tbody {
+                @for v in versions.iter().filter(|v| v.live.is_some()) {
+                    @if let Some(live) = &v.live {
+                        tr data-source="synthetic" {
+                            td.num { (v.line.version) } td { "synthetic" }
+                            td { "ROC AUC " (num(live.roc_auc, 3)) " (" (live.window_name.as_deref().unwrap_or("")) ", " (live.n_samples) " labelled)" }
+                            td { "–" } td { "–" }
+                        }
+                    }
+                }
+                @for line in &lines {
+                    tr data-source=(line.source) {
+                        td.num { (line.version) }
+                        td { (line.source) }
+                        td {
+                            @if line.served.is_empty() { "–" }
+                            @for (i, s) in line.served.iter().enumerate() {
+                                @if i > 0 { br; }
+                                (s.predictions) " " (s.arm) " predictions, mean p " (num(s.mean_probability, 3))
+                                ", p95 " (num(s.p95_latency_ms, 1)) " ms"
+                            }
+                        }
+                        td.matured { (cohort_cell(line.matured)) }
+                        td.provisional { (cohort_cell(line.provisional)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/ui/models`: every version with aliases, metrics, lineage and importance; live and matured figures per
+/// source; the decisions.
 pub fn models(
     model_name: &str,
     versions: &[VersionCard],
     decisions: &[Decision],
+    traffic: &Traffic,
     now: DateTime<Utc>,
 ) -> Markup {
     let body = html! {
@@ -241,6 +308,7 @@ pub fn models(
                 }
             }
         }
+        (traffic_table(versions, traffic))
         h2 { "Feature importance" }
         p { "Drop in ROC AUC when the field's values are shuffled, measured at training." }
         @for (i, v) in versions.iter().enumerate() {
@@ -384,7 +452,7 @@ pub fn drift(history: &DriftHistory, now: DateTime<Utc>) -> Markup {
     let columns: Vec<String> = history
         .runs
         .iter()
-        .map(|r| r.computed_at.format("%m-%d %H:%M").to_string())
+        .map(|r| format!("{} {}", r.source, r.computed_at.format("%m-%d %H:%M")))
         .collect();
     let cells: Vec<svg::Cell> = history
         .cells
@@ -413,7 +481,7 @@ pub fn drift(history: &DriftHistory, now: DateTime<Utc>) -> Markup {
             None => { p.empty { "No drift run yet: the drift job compares recent customers with the champion's training data." } }
             Some(run) => {
                 p #verdict {
-                    "Newest run " (when(run.computed_at)) " on model version " (run.model_version) ": "
+                    "Newest run " (when(run.computed_at)) " on model version " (run.model_version) " (" (run.source) "): "
                     @if run.dataset_drift { span.status.failed { "dataset drift" } } @else { span.status.succeeded { "no dataset drift" } }
                     " — " (run.n_drifted) " of " (run.n_columns) " columns drifted, " (run.n_current) " current rows."
                 }

@@ -1,7 +1,9 @@
-//! The `drift` job: the customers written in the last window against the champion's training-data
-//! profile, by Evidently's default data-drift rules (`churn-monitor`): per column the test, its score,
-//! threshold, verdict and PSI → `monitoring.drift`; the dataset verdict and the churn-probability drift →
-//! `monitoring.drift_runs`; then the retrain triggers are checked.
+//! The `drift` job: the customers written in the last window, and apart from them the customers the
+//! champion scored for callers (the logged traffic, source `api`), each against the champion's
+//! training-data profile, by Evidently's default data-drift rules (`churn-monitor`): per column the test,
+//! its score, threshold, verdict and PSI → `monitoring.drift`; the dataset verdict and the
+//! churn-probability drift → `monitoring.drift_runs` with the source; then the retrain triggers are
+//! checked.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use chrono::Utc;
 use churn_core::VersionNumber;
 use churn_monitor::{DatasetDrift, DriftOptions, ReferenceProfile, ValidDriftOptions};
 use churn_registry::{ModelVersion, Registry};
-use churn_store::monitoring::{self, DriftColumn, DriftRun, Window};
+use churn_store::monitoring::{self, DriftColumn, DriftRun, DriftSource, Window};
 use futures::future::BoxFuture;
 use serde_json::json;
 use sqlx::PgPool;
@@ -194,11 +196,8 @@ impl DriftJob {
         Ok(reference)
     }
 
-    /// Measures and stores one drift run; `None` when the window held too few customers.
-    pub async fn measure(
-        &self,
-        job_run_id: Option<Uuid>,
-    ) -> Result<Option<(DriftRun, DatasetDrift)>, DriftError> {
+    /// The champion and its reference, and the window ending now.
+    async fn champion_window(&self) -> Result<(ModelVersion, Reference, Window), DriftError> {
         let name = &self.params.model_name;
         let champion = self
             .registry
@@ -213,13 +212,65 @@ impl DriftJob {
                 - chrono::Duration::from_std(self.params.window).unwrap_or(chrono::Duration::MAX),
             end,
         };
-        let current =
-            monitoring::customers_in(&self.pool, &window, self.params.max_rows as i64).await?;
+        Ok((champion, reference, window))
+    }
+
+    /// Measures and stores one drift run of the warehouse's customers; `None` when the window held too
+    /// few customers.
+    pub async fn measure(
+        &self,
+        job_run_id: Option<Uuid>,
+    ) -> Result<Option<(DriftRun, DatasetDrift)>, DriftError> {
+        let (champion, reference, window) = self.champion_window().await?;
+        self.measure_source(
+            DriftSource::Warehouse,
+            &champion,
+            &reference,
+            window,
+            job_run_id,
+        )
+        .await
+    }
+
+    /// Measures and stores one drift run of the champion's logged traffic (single and batch calls);
+    /// `None` when the window held too few logged predictions (none at all is not a failure).
+    pub async fn measure_logged(
+        &self,
+        job_run_id: Option<Uuid>,
+    ) -> Result<Option<(DriftRun, DatasetDrift)>, DriftError> {
+        let (champion, reference, window) = self.champion_window().await?;
+        self.measure_source(DriftSource::Api, &champion, &reference, window, job_run_id)
+            .await
+    }
+
+    async fn measure_source(
+        &self,
+        source: DriftSource,
+        champion: &ModelVersion,
+        reference: &Reference,
+        window: Window,
+        job_run_id: Option<Uuid>,
+    ) -> Result<Option<(DriftRun, DatasetDrift)>, DriftError> {
+        let name = &self.params.model_name;
+        let limit = self.params.max_rows as i64;
+        let (current, probabilities) = match source {
+            DriftSource::Warehouse => {
+                let current = monitoring::customers_in(&self.pool, &window, limit).await?;
+                if current.len() < self.params.min_rows {
+                    return Ok(None);
+                }
+                let probabilities =
+                    monitoring::probabilities(&self.pool, name, champion.version, &window).await?;
+                (current, probabilities)
+            }
+            DriftSource::Api => {
+                monitoring::logged_traffic_in(&self.pool, name, champion.version, &window, limit)
+                    .await?
+            }
+        };
         if current.len() < self.params.min_rows {
             return Ok(None);
         }
-        let probabilities =
-            monitoring::probabilities(&self.pool, name, champion.version, &window).await?;
         let (profile, options) = (reference.profile.clone(), self.options);
         let n_current = current.len();
         let (drift, prediction) = tokio::task::spawn_blocking(move || {
@@ -241,6 +292,7 @@ impl DriftJob {
             job_run_id,
             model_name: name.clone(),
             model_version: champion.version,
+            source,
             window,
             n_reference: reference.profile.n_rows as i64,
             n_current: n_current as i64,
@@ -267,11 +319,13 @@ impl DriftJob {
             })
             .collect();
         monitoring::insert_drift_run(&self.pool, &run, &columns).await?;
-        metrics::gauge!("churn_drift_columns_drifted", "model_name" => name.clone())
-            .set(drift.n_drifted as f64);
-        metrics::gauge!("churn_dataset_drift", "model_name" => name.clone())
+        metrics::gauge!("churn_drift_columns_drifted",
+            "model_name" => name.clone(), "source" => source.as_str())
+        .set(drift.n_drifted as f64);
+        metrics::gauge!("churn_dataset_drift", "model_name" => name.clone(), "source" => source.as_str())
             .set(if drift.dataset_drift { 1.0 } else { 0.0 });
         tracing::info!(
+            %source,
             drifted = drift.n_drifted,
             dataset_drift = drift.dataset_drift,
             reference = reference.source,
@@ -282,22 +336,65 @@ impl DriftJob {
 
     async fn run_inner(&self, ctx: RunContext) -> Result<Outcome, DriftError> {
         let started = Instant::now();
-        let measured = self.measure(Some(ctx.run_id)).await?;
+        let (champion, reference, window) = self.champion_window().await?;
+        let mut rows = 0;
+        let mut measured = Vec::new();
+        for source in DriftSource::ALL {
+            let run = self
+                .measure_source(
+                    source,
+                    &champion,
+                    &reference,
+                    window.clone(),
+                    Some(ctx.run_id),
+                )
+                .await?;
+            rows += run.as_ref().map_or(0, |(_, d)| d.n_columns as i64);
+            measured.push((source, self.run_details(source, run)));
+        }
         let trigger = match &self.retrain {
             Some(watch) => watch.check_and_request(&self.pool, &self.registry).await,
             None => None,
         };
-        let details = match &measured {
+        // The warehouse's run at the top level, as before the logged traffic was measured; each other
+        // source under its name.
+        let mut details = serde_json::Map::new();
+        for (source, run) in measured {
+            match (source, run) {
+                (DriftSource::Warehouse, serde_json::Value::Object(fields)) => {
+                    details.extend(fields)
+                }
+                (source, run) => {
+                    details.insert(source.to_string(), run);
+                }
+            }
+        }
+        details.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+        details.insert("retrain_trigger".into(), json!(trigger));
+        Ok(Outcome {
+            rows,
+            details: details.into(),
+        })
+    }
+
+    fn run_details(
+        &self,
+        source: DriftSource,
+        measured: Option<(DriftRun, DatasetDrift)>,
+    ) -> serde_json::Value {
+        match measured {
             None => json!({
                 "skipped": format!(
-                    "fewer than {} customers were written in the last {} s",
+                    "fewer than {} {} in the last {} s",
                     self.params.min_rows,
+                    match source {
+                        DriftSource::Warehouse => "customers were written",
+                        DriftSource::Api => "predictions were logged for the champion",
+                    },
                     self.params.window.as_secs()
                 ),
-                "retrain_trigger": trigger,
             }),
             Some((run, drift)) => json!({
-                "seconds": started.elapsed().as_secs_f64(),
                 "drift_run_id": run.run_id,
                 "model_version": run.model_version,
                 "n_current": run.n_current,
@@ -307,13 +404,8 @@ impl DriftJob {
                     .map(|c| c.column.as_str()).collect::<Vec<_>>(),
                 "prediction": run.prediction.as_ref()
                     .map(|(s, v, d)| json!({"statistic": s, "score": v, "drifted": d})),
-                "retrain_trigger": trigger,
             }),
-        };
-        Ok(Outcome {
-            rows: measured.map_or(0, |(_, d)| d.n_columns as i64),
-            details,
-        })
+        }
     }
 }
 

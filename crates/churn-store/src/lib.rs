@@ -14,6 +14,7 @@ pub mod overview;
 pub mod roles;
 pub mod seed;
 pub mod sql;
+pub mod traffic_overview;
 pub mod warehouse;
 
 pub use db::{connect, connect_lazy, ping};

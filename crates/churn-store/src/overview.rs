@@ -39,6 +39,8 @@ pub async fn live_metrics(pool: &PgPool, model_name: &str) -> Result<Vec<LiveMet
 pub struct DriftVerdict {
     pub run_id: Uuid,
     pub model_version: i32,
+    /// `warehouse` or `api` (the classifier's logged traffic).
+    pub source: String,
     pub n_current: i32,
     pub n_columns: i32,
     pub n_drifted: i32,
@@ -51,8 +53,8 @@ pub struct DriftVerdict {
 pub async fn drift_verdicts(pool: &PgPool, limit: i64) -> Result<Vec<DriftVerdict>, Error> {
     Ok(sqlx::query_as!(
         DriftVerdict,
-        "select run_id, model_version, n_current, n_columns, n_drifted, share_drifted, dataset_drift,
-                computed_at
+        "select run_id, model_version, source, n_current, n_columns, n_drifted, share_drifted,
+                dataset_drift, computed_at
          from monitoring.drift_runs order by computed_at desc limit $1",
         limit,
     )

@@ -14,13 +14,19 @@ bounds as (
             (select min(computed_at) from {{ ref('stg_monitoring__model_metrics') }}) at time zone 'UTC',
             (select min(computed_at) from {{ ref('stg_monitoring__drift') }}) at time zone 'UTC',
             (select min(started_at) from {{ ref('stg_ops__job_runs') }}) at time zone 'UTC',
-            (select min(started_at) from {{ ref('stg_ops__dbt_invocations') }}) at time zone 'UTC'
+            (select min(started_at) from {{ ref('stg_ops__dbt_invocations') }}) at time zone 'UTC',
+            (select min(predicted_at) from {{ ref('stg_serving__inference_log') }}) at time zone 'UTC',
+            (select min(observed_at) from {{ ref('stg_serving__outcomes') }}) at time zone 'UTC',
+            (select min(received_at) from {{ ref('stg_serving__outcomes') }}) at time zone 'UTC',
+            (select min(cohort_start) from {{ ref('stg_monitoring__cohort_metrics') }})
         )::date as first_day,
         (
             date_trunc('year', greatest(
                 now() at time zone 'UTC',
                 (select max(classified_at) from {{ ref('stg_churn__classified') }}) at time zone 'UTC',
-                (select max(inserted_at) from {{ ref('stg_churn__customers') }}) at time zone 'UTC'
+                (select max(inserted_at) from {{ ref('stg_churn__customers') }}) at time zone 'UTC',
+                (select max(predicted_at) from {{ ref('stg_serving__inference_log') }}) at time zone 'UTC',
+                (select max(observed_at) from {{ ref('stg_serving__outcomes') }}) at time zone 'UTC'
             ))
             + interval '{{ var("date_spine_years_ahead") + 1 }} years' - interval '1 day'
         )::date as last_day

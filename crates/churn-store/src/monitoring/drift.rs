@@ -1,5 +1,5 @@
 //! Drift runs with their per-column drift: storing a run, the newest verdict of a version, and the
-//! newest run of a model with its columns.
+//! newest run of a model with its columns, each for one source of current data.
 
 use chrono::{DateTime, Utc};
 use churn_core::VersionNumber;
@@ -9,6 +9,32 @@ use uuid::Uuid;
 use super::Window;
 use crate::Error;
 
+/// What a drift run's current data was (`monitoring.drift_runs.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DriftSource {
+    /// The customers written to the warehouse in the window: synthetic and ingested.
+    Warehouse,
+    /// The classifier's logged traffic: the customers the champion scored through single and batch calls.
+    Api,
+}
+
+impl DriftSource {
+    pub const ALL: [DriftSource; 2] = [DriftSource::Warehouse, DriftSource::Api];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftSource::Warehouse => "warehouse",
+            DriftSource::Api => "api",
+        }
+    }
+}
+
+impl std::fmt::Display for DriftSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A drift run's dataset-level summary (`monitoring.drift_runs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriftRun {
@@ -16,6 +42,7 @@ pub struct DriftRun {
     pub job_run_id: Option<Uuid>,
     pub model_name: String,
     pub model_version: VersionNumber,
+    pub source: DriftSource,
     pub window: Window,
     pub n_reference: i64,
     pub n_current: i64,
@@ -57,8 +84,8 @@ pub async fn insert_drift_run(
     sqlx::query!(
         "insert into monitoring.drift_runs (run_id, job_run_id, model_name, model_version, window_start,
              window_end, n_reference, n_current, n_columns, n_drifted, share_drifted, drift_share,
-             dataset_drift, prediction_statistic, prediction_score, prediction_drifted)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             dataset_drift, prediction_statistic, prediction_score, prediction_drifted, source)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         run.run_id,
         run.job_run_id,
         run.model_name,
@@ -75,6 +102,7 @@ pub async fn insert_drift_run(
         statistic,
         score,
         drifted,
+        run.source.as_str(),
     )
     .execute(&mut *tx)
     .await?;
@@ -105,19 +133,33 @@ pub async fn insert_drift_run(
     Ok(())
 }
 
-/// The newest drift run of a version computed after `since`: (run id, dataset drift, share drifted).
+/// The newest warehouse drift run of a version computed after `since`: (run id, dataset drift, share
+/// drifted). The retrain trigger reads this one; [`latest_drift_of`] reads any source.
 pub async fn latest_drift(
     pool: &PgPool,
     model_name: &str,
     version: VersionNumber,
     since: DateTime<Utc>,
 ) -> Result<Option<(Uuid, bool, f64)>, Error> {
+    latest_drift_of(pool, model_name, version, DriftSource::Warehouse, since).await
+}
+
+/// The newest drift run of a version on one source computed after `since`: (run id, dataset drift,
+/// share drifted).
+pub async fn latest_drift_of(
+    pool: &PgPool,
+    model_name: &str,
+    version: VersionNumber,
+    source: DriftSource,
+    since: DateTime<Utc>,
+) -> Result<Option<(Uuid, bool, f64)>, Error> {
     Ok(sqlx::query!(
         "select run_id, dataset_drift, share_drifted from monitoring.drift_runs
-         where model_name = $1 and model_version = $2 and computed_at > $3
+         where model_name = $1 and model_version = $2 and source = $3 and computed_at > $4
          order by computed_at desc limit 1",
         model_name,
         version.get(),
+        source.as_str(),
         since,
     )
     .fetch_optional(pool)
@@ -125,18 +167,21 @@ pub async fn latest_drift(
     .map(|r| (r.run_id, r.dataset_drift, r.share_drifted)))
 }
 
-/// The newest drift run of a model with its columns (most drifted first), if any.
+/// The newest drift run of a model on one source with its columns (most drifted first), if any.
 pub async fn newest_drift_run(
     pool: &PgPool,
     model_name: &str,
+    source: DriftSource,
 ) -> Result<Option<(DriftRun, Vec<DriftColumn>)>, Error> {
     let Some(row) = sqlx::query!(
         r#"select run_id, job_run_id, model_name, model_version as "model_version: VersionNumber",
                 window_start, window_end, n_reference,
                 n_current, n_columns, n_drifted, share_drifted, drift_share, dataset_drift,
                 prediction_statistic, prediction_score, prediction_drifted
-         from monitoring.drift_runs where model_name = $1 order by computed_at desc limit 1"#,
+         from monitoring.drift_runs where model_name = $1 and source = $2
+         order by computed_at desc limit 1"#,
         model_name,
+        source.as_str(),
     )
     .fetch_optional(pool)
     .await?
@@ -156,6 +201,7 @@ pub async fn newest_drift_run(
         job_run_id: row.job_run_id,
         model_name: row.model_name,
         model_version: row.model_version,
+        source,
         window: Window {
             name: "drift".to_owned(),
             start: row.window_start,

@@ -1,6 +1,6 @@
 //! Monitoring reads and writes: labelled predictions per model version and window, the customers of a
-//! window, live metrics with their calibration bins, drift runs, and the retrain triggers with their
-//! cooldown. The metrics and drift themselves are computed elsewhere; this module only moves rows.
+//! window and of the classifier's logged traffic, live metrics with their calibration bins, drift runs,
+//! and the retrain triggers with their cooldown. The metrics and drift themselves are computed elsewhere; this module only moves rows.
 
 mod copy;
 mod customers;
@@ -8,11 +8,15 @@ mod drift;
 mod metrics;
 mod predictions;
 mod retrain;
+mod traffic;
 
 use chrono::{DateTime, Utc};
 
 pub use customers::{customers_in, labelled_customers, labelled_since};
-pub use drift::{DriftColumn, DriftRun, insert_drift_run, latest_drift, newest_drift_run};
+pub use drift::{
+    DriftColumn, DriftRun, DriftSource, insert_drift_run, latest_drift, latest_drift_of,
+    newest_drift_run,
+};
 pub use metrics::{
     CalibrationBin, LiveMetrics, MetricSummary, MetricType, insert_live_metrics, latest_live_auc,
     metric_summaries,
@@ -25,6 +29,7 @@ pub use retrain::{
     EVIDENCE_REASONS, RetrainReason, RetrainTrigger, TriggerOutcome, claim_retrain_triggers,
     last_training, release_retrain_triggers, request_retrain,
 };
+pub use traffic::logged_traffic_in;
 
 /// A named time window `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 
 select
     drift_id,
+    run_id as drift_run_id,
     model_name,
     model_version,
     feature as feature_name,

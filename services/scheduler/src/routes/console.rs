@@ -90,8 +90,8 @@ async fn models(State(state): State<AppState>) -> Response {
     page(
         data::models(pool, MODEL_NAME)
             .await
-            .map(|(versions, decisions)| {
-                pages::models(MODEL_NAME, &versions, &decisions, Utc::now())
+            .map(|(versions, decisions, traffic)| {
+                pages::models(MODEL_NAME, &versions, &decisions, &traffic, Utc::now())
             }),
     )
 }

@@ -1,6 +1,7 @@
 //! The web console: every page renders from a populated warehouse (and from an empty one), escapes what
-//! it shows, serves its assets; and a real headless Chromium walks it, without console errors, runs a job
-//! and promotes a version with the admin token.
+//! it shows, serves its assets; the model page shows real traffic's live and matured figures per source;
+//! and a real headless Chromium walks it, without console errors, runs a job and promotes a version with
+//! the admin token.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -178,6 +179,122 @@ async fn an_empty_warehouse_renders_every_page_saying_what_is_missing() {
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
     }
+    scheduler.stop().await;
+}
+
+/// The cells of the live-and-matured table's row for `version` and `source` on the models page.
+fn traffic_row(page: &str, version: i32, source: &str) -> String {
+    let table = page
+        .split("id=\"live-matured\"")
+        .nth(1)
+        .expect("the live-and-matured table")
+        .split("</table>")
+        .next()
+        .unwrap();
+    table
+        .split("<tr data-source=\"")
+        .find(|row| {
+            row.starts_with(&format!("{source}\""))
+                && row.contains(&format!("<td class=\"num\">{version}</td>"))
+        })
+        .unwrap_or_else(|| panic!("no row for v{version} {source} in {table}"))
+        .split("</tr>")
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_page_shows_live_and_matured_figures_per_source_with_the_provisional_marked() {
+    let stack = Stack::start().await;
+    let scheduler = stack.scheduler(&[("GENERATE_SCHEDULE", "manual")]).await;
+    let champion: i32 = sqlx::query_scalar(
+        "select version from registry.aliases where model_name = 'churn-classifier' and alias = 'champion'",
+    )
+    .fetch_one(&stack.db.pool)
+    .await
+    .unwrap();
+    let (status, _, body) = get(&stack, &scheduler, "/ui/models").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("No logged traffic"), "{body}");
+
+    // The last hour: 30 single calls and 10 batch items (probabilities 0.2 and 0.6), and 5 calls two
+    // hours ago that are not live any more; cohorts: api matured and provisional, batch provisional only.
+    sqlx::query(
+        "insert into serving.inference_log (request_id, item, predicted_at, endpoint, source, caller,
+             features, contract, internet_service, senior_citizen, model_name, model_version, arm,
+             probability, label, threshold, latency_us)
+         select gen_random_uuid(), 0, now() - make_interval(mins => age), endpoint, source, 'crm', '{}',
+                'One year', 'DSL', false, 'churn-classifier', $1, 'champion', p, p >= 0.5, 0.5, 2000
+         from (values (30, 'predict', 'api', 0.2, 5), (10, 'batch', 'batch', 0.6, 5),
+                      (5, 'predict', 'api', 0.9, 120)) as calls (n, endpoint, source, p, age)
+         cross join lateral generate_series(1, n)",
+    )
+    .bind(champion)
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into monitoring.cohort_metrics (model_name, model_version, source, cohort, cohort_start,
+             slice, slice_value, n_predictions, n_labelled, n_positive, label_coverage, roc_auc, provisional,
+             matures_at)
+         values ('churn-classifier', $1, 'api', 'day', current_date - 45, 'all', 'all', 400, 380, 90, 0.95,
+                 0.813, false, now() - interval '14 days'),
+                ('churn-classifier', $1, 'api', 'day', current_date - 50, 'all', 'all', 400, 390, 90, 0.975,
+                 0.5, false, now() - interval '19 days'),
+                ('churn-classifier', $1, 'api', 'day', current_date - 45, 'contract', 'One year', 100, 90,
+                 10, 0.9, 0.5, false, now() - interval '14 days'),
+                ('churn-classifier', $1, 'api', 'day', current_date, 'all', 'all', 30, 6, 2, 0.2, 0.738,
+                 true, now() + interval '31 days'),
+                ('churn-classifier', $1, 'batch', 'day', current_date, 'all', 'all', 10, 5, 1, 0.5, 0.6625,
+                 true, now() + interval '31 days')",
+    )
+    .bind(champion)
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+
+    let (status, _, body) = get(&stack, &scheduler, "/ui/models").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Live and matured, per source"));
+    assert!(!body.contains("No logged traffic"));
+    let api = traffic_row(&body, champion, "api");
+    // Live: the last hour's 30 calls only; matured: the newest matured cohort of the whole traffic, not
+    // an older one or a slice; provisional: today's, marked.
+    assert!(
+        api.contains("30 champion predictions, mean p 0.200"),
+        "{api}"
+    );
+    let cells: Vec<&str> = api.split("<td").collect();
+    let matured = cells
+        .iter()
+        .find(|c| c.starts_with(" class=\"matured\""))
+        .unwrap();
+    let provisional = cells
+        .iter()
+        .find(|c| c.starts_with(" class=\"provisional\""))
+        .unwrap();
+    assert!(matured.contains("0.813"), "{matured}");
+    assert!(matured.contains("95 % labelled (380 of 400)"), "{matured}");
+    assert!(!matured.contains("status provisional"), "{matured}");
+    assert!(provisional.contains("0.738"), "{provisional}");
+    assert!(
+        provisional.contains("20 % labelled (6 of 30)"),
+        "{provisional}"
+    );
+    assert!(provisional.contains("status provisional"), "{provisional}");
+    let batch = traffic_row(&body, champion, "batch");
+    assert!(
+        batch.contains("10 champion predictions, mean p 0.600"),
+        "{batch}"
+    );
+    let cells: Vec<&str> = batch.split("<td").collect();
+    let matured = cells
+        .iter()
+        .find(|c| c.starts_with(" class=\"matured\""))
+        .unwrap();
+    assert!(matured.starts_with(" class=\"matured\">–"), "{matured}");
+    assert!(batch.contains("status provisional"), "{batch}");
     scheduler.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! The dbt job through the scheduler, on rows the generate job wrote: a full build that passes with every
 //! test and its results in ops, an incremental build that adds exactly the new predictions, SCD2 history
-//! of a changed customer, and a broken row that fails the right test, named in the run.
+//! of a changed customer, and a broken row that fails the right test, named in the run. Real traffic: the
+//! logged predictions and outcomes become facts incrementally, and a late outcome reaches its prediction.
 
 use crate::stack::Stack;
 
@@ -37,6 +38,22 @@ async fn the_dbt_job_builds_incrementally_keeps_history_and_names_the_test_a_bro
             "succeeded"
         );
     }
+    log_calls(&stack, 0, 300).await;
+    // Outcomes for the first 100 customers by customer id, one of them observed twice (the later wins),
+    // and one for the whole of a request.
+    sqlx::raw_sql(
+        "insert into serving.outcomes (customer_id, churned, observed_at, source, caller)
+         select 'c-' || g, g % 2 = 0, now() - interval '1 day', 'api', 'crm' from generate_series(1, 100) g;
+         insert into serving.outcomes (customer_id, churned, observed_at, source, caller)
+         values ('c-2', false, now() - interval '2 days', 'ingested', 'ingest'),
+                ('c-1', true, now(), 'api', 'crm');
+         insert into serving.outcomes (request_id, churned, observed_at, source, caller)
+         select request_id, true, now(), 'api', 'crm' from serving.inference_log
+         where customer_id = 'c-200';",
+    )
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
 
     // A first build: every model, the snapshot and every test pass; the results are in ops.
     let first = stack.run_job(&scheduler, "dbt").await;
@@ -64,6 +81,37 @@ async fn the_dbt_job_builds_incrementally_keeps_history_and_names_the_test_a_bro
     assert_eq!(bad, 0);
     let facts = "select count(*) from marts.fct_churn_prediction";
     assert_eq!(stack.count(facts).await, 3000);
+    let logged = "select count(*) from marts.fct_inference_log";
+    let labelled =
+        "select count(*) from marts.fct_inference_log where actual_churn_label is not null";
+    assert_eq!(stack.count(logged).await, 300);
+    assert_eq!(stack.count(labelled).await, 101);
+    assert_eq!(
+        stack.count("select count(*) from marts.fct_outcomes").await,
+        103
+    );
+    let latest: Vec<(String, bool, String)> = sqlx::query_as(
+        "select caller_customer_id, actual_churn_label, prediction_outcome from marts.fct_inference_log
+         where caller_customer_id in ('c-1', 'c-2') order by 1",
+    )
+    .fetch_all(&stack.db.pool)
+    .await
+    .unwrap();
+    let outcome = |p: f64, churned: bool| match (p >= 0.5, churned) {
+        (true, true) => "true positive",
+        (true, false) => "false positive",
+        (false, true) => "false negative",
+        (false, false) => "true negative",
+    };
+    // The latest observation wins: c-1 stayed a day ago and churned now; c-2 stayed two days ago (an
+    // ingested file) and churned a day ago.
+    assert_eq!(
+        latest,
+        [
+            ("c-1".to_owned(), true, outcome(0.01, true).to_owned()),
+            ("c-2".to_owned(), true, outcome(0.02, true).to_owned())
+        ]
+    );
     // The docs site is served.
     let docs = stack
         .client
@@ -94,9 +142,29 @@ async fn the_dbt_job_builds_incrementally_keeps_history_and_names_the_test_a_bro
     .fetch_one(&stack.db.pool)
     .await
     .unwrap();
+    // 100 more calls, and an outcome weeks late for a call the first build loaded unlabelled.
+    log_calls(&stack, 300, 100).await;
+    sqlx::query(
+        "insert into serving.outcomes (customer_id, churned, observed_at, source, caller)
+         values ('c-250', true, now(), 'api', 'crm')",
+    )
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
     let second = stack.run_job(&scheduler, "dbt").await;
     assert_eq!(second["status"], "succeeded", "{second}");
     assert_eq!(stack.count(facts).await, 4000);
+    assert_eq!(stack.count(logged).await, 400);
+    assert_eq!(stack.count(labelled).await, 102);
+    assert_eq!(
+        stack
+            .count(
+                "select count(*) from marts.fct_inference_log
+                 where caller_customer_id = 'c-250' and actual_churn_label and updated_at > loaded_at"
+            )
+            .await,
+        1
+    );
     let rewritten: i64 = sqlx::query_scalar(
         "select count(*) from marts.fct_churn_prediction where loaded_at > $1
            and customer_id in (select customer_id from churn.classified order by classification_id limit 3000)
@@ -154,4 +222,24 @@ async fn the_dbt_job_builds_incrementally_keeps_history_and_names_the_test_a_bro
         "{failed:?}"
     );
     scheduler.stop().await;
+}
+
+/// `n` single and batch calls by the champion (customer ids `c-<first + 1>`…), as the classifier logs them.
+async fn log_calls(stack: &Stack, first: i32, n: i32) {
+    sqlx::query(
+        "insert into serving.inference_log (request_id, item, predicted_at, endpoint, source, caller,
+             customer_id, features, contract, internet_service, senior_citizen, model_name, model_version,
+             arm, probability, label, threshold, latency_us)
+         select gen_random_uuid(), 0, now() - make_interval(secs => g),
+                case when g % 2 = 0 then 'batch' else 'predict' end,
+                case when g % 2 = 0 then 'batch' else 'api' end, 'crm', 'c-' || g, '{}', 'One year', 'DSL',
+                false, 'churn-classifier', 1, 'champion', (g % 100) / 100.0, (g % 100) / 100.0 >= 0.5, 0.5,
+                1500
+         from generate_series($1 + 1, $1 + $2) as g",
+    )
+    .bind(first)
+    .bind(n)
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
 }

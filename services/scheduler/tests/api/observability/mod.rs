@@ -81,7 +81,7 @@ fn dashboards() -> Vec<(String, Value)> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 3, "three dashboards in {}", dir.display());
+    assert_eq!(files.len(), 4, "four dashboards in {}", dir.display());
     files
         .iter()
         .map(|p| {
@@ -411,7 +411,14 @@ async fn every_sql_of_the_dashboards_alerts_and_metabase_questions_returns_rows_
     }
     assert!(shadow > 0, "the challenger was shadow-scored");
     succeeded(&stack.run_job(&scheduler, "metrics").await, "metrics");
-    succeeded(&stack.run_job(&scheduler, "drift").await, "drift");
+    // Logged calls before the drift run, which measures them too (source api).
+    traffic::log_real_traffic(&stack.db.pool).await;
+    let drift = stack.run_job(&scheduler, "drift").await;
+    succeeded(&drift, "drift");
+    assert!(
+        drift["details"]["api"]["drift_run_id"].is_string(),
+        "{drift}"
+    );
     succeeded(&stack.run_job(&scheduler, "dbt").await, "dbt");
     // A row the dbt tests refuse (a prediction by an unregistered version) makes a build fail, as a broken
     // load would: failed runs and failing tests for the panels that show them.
@@ -555,3 +562,4 @@ fn promtool(args: &[&str]) {
 
 mod prometheus;
 mod provisioning;
+mod traffic;
