@@ -306,3 +306,113 @@ async fn cohort_metrics_equal_scikit_learn_on_matched_outcomes_and_follow_the_ou
         "the provisional cohort did not take the later outcome"
     );
 }
+
+/// `n` logged predictions at `at` (a second apart) with outcomes that follow the score (`informative`)
+/// or run against it, observed a day later.
+async fn logged_with_outcomes(
+    db: &TestDb,
+    first: usize,
+    n: usize,
+    at: DateTime<Utc>,
+    informative: bool,
+    rng: &mut Lcg,
+) {
+    let rows = logged(first, n, at, rng);
+    let outcomes: Vec<NewOutcome> = rows
+        .iter()
+        .map(|r| {
+            let u = rng.next();
+            let churned = if informative {
+                u < r.probability
+            } else {
+                u < 1.0 - r.probability
+            };
+            outcome(
+                r.customer_id.as_deref().unwrap(),
+                churned,
+                r.predicted_at + Days::hours(20),
+            )
+        })
+        .collect();
+    let mut conn = db.pool.acquire().await.unwrap();
+    monitoring::insert_inference_log(&mut conn, &rows)
+        .await
+        .unwrap();
+    monitoring::insert_outcomes(&mut conn, &outcomes)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn synthetic_traffic_never_triggers_a_retrain_and_an_api_auc_drop_below_its_own_baseline_does()
+ {
+    let stack = Stack::start().await;
+    let scheduler = stack
+        .scheduler(&[
+            ("GENERATE_RATE", "1000"),
+            ("GENERATE_BATCH_SIZE", "200"),
+            ("METRICS_MIN_SAMPLES", "50"),
+            ("RETRAIN_AUC_MIN_ROWS", "200"),
+        ])
+        .await;
+    // A fresh start: the metrics job ticks again and again on synthetic traffic alone.
+    for _ in 0..20 {
+        wait_until(Duration::from_secs(30), || async {
+            stack.count("select count(*) from churn.classified").await >= 1000
+        })
+        .await;
+        let run = stack.run_job(&scheduler, "metrics").await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert!(
+            run["details"]["retrain_trigger"].is_null(),
+            "a fresh start triggered: {run}"
+        );
+    }
+    assert!(
+        stack
+            .count("select count(*) from monitoring.cohort_metrics where source = 'synthetic'")
+            .await
+            > 0,
+        "no synthetic cohort was measured"
+    );
+
+    // Real traffic: its first cohort is the API's baseline, and alone it triggers nothing.
+    let today = Utc::now().duration_trunc(Days::days(1)).unwrap();
+    let mut rng = Lcg(7);
+    logged_with_outcomes(&stack.db, 0, 800, today - Days::days(3), true, &mut rng).await;
+    let run = stack.run_job(&scheduler, "metrics").await;
+    assert!(run["details"]["retrain_trigger"].is_null(), "{run}");
+    // A later cohort whose outcomes run against the scores: far below the baseline.
+    logged_with_outcomes(&stack.db, 800, 800, today - Days::days(1), false, &mut rng).await;
+    let run = stack.run_job(&scheduler, "metrics").await;
+    assert_eq!(run["details"]["retrain_trigger"]["stored"], true, "{run}");
+    assert_eq!(
+        run["details"]["retrain_trigger"]["reason"], "live_auc_drop",
+        "{run}"
+    );
+    let evidence: Vec<Value> = sqlx::query_scalar(
+        "select evidence from ops.retrain_triggers where reason = 'live_auc_drop'",
+    )
+    .fetch_all(&stack.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(evidence.len(), 1, "{evidence:?}");
+    let e = &evidence[0];
+    assert_eq!(e["source"], "api", "{e}");
+    assert_eq!(e["model_version"], 1, "{e}");
+    assert_eq!(
+        e["baseline"]["cohort_start"],
+        json!((today - Days::days(3)).date_naive()),
+        "{e}"
+    );
+    assert_eq!(
+        e["current"]["cohort_start"],
+        json!((today - Days::days(1)).date_naive()),
+        "{e}"
+    );
+    let (baseline, current) = (
+        e["baseline"]["roc_auc"].as_f64().unwrap(),
+        e["current"]["roc_auc"].as_f64().unwrap(),
+    );
+    assert!(baseline - current > 0.05, "{e}");
+}
