@@ -143,7 +143,9 @@ pub(super) async fn bench_cohorts(
     runs: usize,
 ) -> anyhow::Result<()> {
     use churn_jobs::metrics::{MetricsJob, MetricsParams};
-    use churn_store::monitoring::{LoggedPrediction, NewOutcome, insert_inference_log, insert_outcomes};
+    use churn_store::monitoring::{
+        LoggedPrediction, NewOutcome, insert_inference_log, insert_outcomes,
+    };
 
     let (_env, pool) = super::migrated_pool(database_url, 4).await?;
     let name = churn_models::classifier::MODEL_NAME;
@@ -182,7 +184,8 @@ pub(super) async fn bench_cohorts(
             let noise = (h % 1000) as f64 / 1000.0;
             let churned = (h >> 20) % 4 == 0;
             let p = ((0.6 * noise + if churned { 0.35 } else { 0.05 }) * 100.0).round() / 100.0;
-            let at = end - chrono::Duration::microseconds(span_us / rows as i64 * (rows - i) as i64);
+            let at =
+                end - chrono::Duration::microseconds(span_us / rows as i64 * (rows - i) as i64);
             let customer = format!("cust-{i:08}");
             if i % 2 == 0 {
                 outcomes.push(NewOutcome {

@@ -142,10 +142,9 @@ fn decode(
     } else {
         other
     };
-    let label = match label {
-        Some(l) => Some(fixed::<1>(l)?[0] != 0),
-        None => None,
-    };
+    let label = label
+        .map(|l| fixed::<1>(l).map(|b| b[0] != 0))
+        .transpose()?;
     let senior: &[u8] = if fixed::<1>(senior)?[0] != 0 {
         b"true"
     } else {
