@@ -182,7 +182,7 @@ pub(super) async fn bench_cohorts(
         for i in done..done + n {
             let h = (i as u64).wrapping_mul(2_654_435_761);
             let noise = (h % 1000) as f64 / 1000.0;
-            let churned = (h >> 20) % 4 == 0;
+            let churned = (h >> 20).is_multiple_of(4);
             let p = ((0.6 * noise + if churned { 0.35 } else { 0.05 }) * 100.0).round() / 100.0;
             let at =
                 end - chrono::Duration::microseconds(span_us / rows as i64 * (rows - i) as i64);
