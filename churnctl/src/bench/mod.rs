@@ -97,6 +97,10 @@ pub enum BenchCommand {
         /// Repetitions of each timing (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Time the cohort metrics over `rows` logged predictions (serving.inference_log) with
+        /// outcomes for half the customers, instead of the windows over the warehouse's.
+        #[arg(long)]
+        logged: bool,
     },
     /// The classifier's per-request work in-process: parse, predict one, explain, batch of 1,000.
     Predict {
@@ -123,7 +127,14 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             database_url,
             rows,
             runs,
+            logged: false,
         } => metrics::bench_metrics(database_url, rows.max(1), runs.max(1)).await,
+        BenchCommand::Metrics {
+            database_url,
+            rows,
+            runs,
+            logged: true,
+        } => metrics::bench_cohorts(database_url, rows.max(1), runs.max(1)).await,
         BenchCommand::Overload {
             url,
             path,

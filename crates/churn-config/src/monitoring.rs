@@ -55,6 +55,9 @@ pub struct MetricsSettings {
     pub min_samples: usize,
     /// Probability bins of the calibration table (METRICS_CALIBRATION_BINS, default 10).
     pub calibration_bins: usize,
+    /// Days after a cohort's end until its labels count as matured and its figures final
+    /// (LABEL_MATURITY_DAYS, default 30; 0 to 3650).
+    pub label_maturity_days: u32,
 }
 
 impl MetricsSettings {
@@ -111,6 +114,7 @@ impl MetricsSettings {
             windows,
             min_samples: env.number_in("METRICS_MIN_SAMPLES", 50usize, 1..=100_000_000)?,
             calibration_bins: env.number_in("METRICS_CALIBRATION_BINS", 10usize, 2..=100)?,
+            label_maturity_days: env.number_in("LABEL_MATURITY_DAYS", 30u32, 0..=3650)?,
         })
     }
 }
@@ -204,12 +208,15 @@ pub struct RetrainSettings {
     pub live_min_rows: usize,
     /// Trigger on dataset drift (RETRAIN_ON_DRIFT, default true).
     pub on_drift: bool,
-    /// Trigger when the champion's live ROC AUC is this far below its test ROC AUC
-    /// (RETRAIN_AUC_DROP, default 0.05; 0 turns the trigger off).
+    /// Trigger when a source's newest cohort ROC AUC of the champion is this far below that source's
+    /// baseline, its first cohort with enough labels (RETRAIN_AUC_DROP, default 0.05; 0: off).
     pub auc_drop: f64,
-    /// The metrics window that trigger reads (RETRAIN_AUC_WINDOW, default `1d`).
-    pub auc_window: String,
-    /// Live rows that window needs before it counts (RETRAIN_AUC_MIN_ROWS, default 500).
+    /// The cohorts that trigger compares, `day` or `week` (RETRAIN_AUC_COHORT, default `day`).
+    pub auc_cohort: String,
+    /// Synthetic traffic's cohorts may trigger a retrain too (RETRAIN_SYNTHETIC_TRIGGERS, default
+    /// false: the generate loop measures the platform, not the business).
+    pub synthetic_triggers: bool,
+    /// Labelled predictions a cohort needs before it counts (RETRAIN_AUC_MIN_ROWS, default 500).
     pub auc_min_rows: usize,
     /// Trigger after this many newly labelled ingested rows (RETRAIN_NEW_LABELS, default 1000; 0: off).
     pub new_labels: u64,
@@ -278,9 +285,20 @@ impl RetrainSettings {
             live_min_rows: env.number_in("RETRAIN_LIVE_MIN_ROWS", 1000usize, 1..=100_000_000)?,
             on_drift: env.flag("RETRAIN_ON_DRIFT", true)?,
             auc_drop: env.number_in("RETRAIN_AUC_DROP", 0.05f64, 0.0..=1.0)?,
-            auc_window: env
-                .get("RETRAIN_AUC_WINDOW")
-                .map_or_else(|| "1d".to_owned(), |w| w.trim().to_owned()),
+            auc_cohort: match env.get("RETRAIN_AUC_COHORT") {
+                None => "day".to_owned(),
+                Some(raw) => match raw.trim() {
+                    c @ ("day" | "week") => c.to_owned(),
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            "RETRAIN_AUC_COHORT",
+                            &raw,
+                            "expected day or week",
+                        ));
+                    }
+                },
+            },
+            synthetic_triggers: env.flag("RETRAIN_SYNTHETIC_TRIGGERS", false)?,
             auc_min_rows: env.number_in("RETRAIN_AUC_MIN_ROWS", 500usize, 1..=100_000_000)?,
             new_labels: env.number_in("RETRAIN_NEW_LABELS", 1000u64, 0..=1_000_000_000)?,
             cooldown: duration_or(env, "RETRAIN_COOLDOWN", Duration::from_secs(86_400))?,
@@ -343,7 +361,10 @@ mod tests {
 
     #[test]
     fn invalid_settings_name_their_variable() {
-        let cases: [(&str, &str); 6] = [
+        let cases: [(&str, &str); 9] = [
+            ("LABEL_MATURITY_DAYS", "-1"),
+            ("LABEL_MATURITY_DAYS", "3651"),
+            ("RETRAIN_AUC_COHORT", "month"),
             ("METRICS_WINDOWS", "1h,1h"),
             ("METRICS_WINDOWS", "hourly"),
             ("DRIFT_SHARE", "0"),

@@ -57,6 +57,22 @@ pub(crate) async fn commit_batch(
         })
         .collect();
     let written = churn_store::warehouse::upsert_ingested(&mut tx, &writes).await?;
+    // A labelled row of a known business id is an observed outcome: every one is kept, in file order,
+    // for the metrics job to match with the predictions logged for that id.
+    let outcomes: Vec<(&str, bool)> = batch
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let id = row.external_id.as_deref()?;
+            Some((id, row.customer.churn_label?.is_yes()))
+        })
+        .collect();
+    let name = file
+        .object_key
+        .rsplit('/')
+        .next()
+        .unwrap_or(&file.object_key);
+    ingestion::insert_ingested_outcomes(&mut tx, name, &outcomes).await?;
 
     let rejected = batch
         .rejected

@@ -5,6 +5,7 @@
 //! finish and closes the run. Each job is a module with checked parameters and its own error type, and a
 //! `run` a test can call without cron or HTTP; the service only wires jobs to cron, events and routes.
 
+pub mod cohorts;
 pub mod dbt;
 pub mod drift;
 pub mod generate;

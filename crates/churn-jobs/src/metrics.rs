@@ -1,8 +1,9 @@
 //! The `metrics` job: live classification metrics of every model version that scored labelled customers
 //! in each window (accuracy, precision, recall, F1, log loss and Brier on P(churn), ROC and PR AUC, and a
 //! calibration table with its expected calibration error) → `monitoring.model_metrics` (`scheduled`) and
-//! `monitoring.calibration`; then, when configured, a challenger that beats the champion on the same live
-//! customers is promoted, and the retrain triggers are checked.
+//! `monitoring.calibration`; the cohort metrics of every source on matured labels ([`crate::cohorts`]);
+//! then, when configured, a challenger that beats the champion on the same live customers is promoted,
+//! and the retrain triggers are checked.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -47,6 +48,8 @@ pub struct MetricsParams {
     pub calibration_bins: usize,
     /// Promote the challenger when it wins on live rows (off: `None`).
     pub live_promotion: Option<LivePromotion>,
+    /// Days after a cohort's end until its labels count as matured (LABEL_MATURITY_DAYS): 0 to 3650.
+    pub label_maturity_days: u32,
 }
 
 impl Default for MetricsParams {
@@ -60,6 +63,7 @@ impl Default for MetricsParams {
             min_samples: 50,
             calibration_bins: 10,
             live_promotion: None,
+            label_maturity_days: 30,
         }
     }
 }
@@ -79,6 +83,8 @@ pub enum MetricsError {
     Registry(#[from] churn_registry::Error),
     #[error(transparent)]
     Models(#[from] churn_models::Error),
+    #[error("background task failed: {0}")]
+    Task(String),
     #[error("computing the metrics of version {version}: {reason}")]
     Compute {
         version: VersionNumber,
@@ -120,6 +126,13 @@ impl MetricsParams {
                 "calibration_bins",
                 self.calibration_bins.to_string(),
                 "must be between 2 and 100",
+            );
+        }
+        if self.label_maturity_days > 3650 {
+            return bad(
+                "label_maturity_days",
+                self.label_maturity_days.to_string(),
+                "must be between 0 and 3650 days",
             );
         }
         if let Some(live) = &self.live_promotion {
@@ -372,9 +385,30 @@ impl MetricsJob {
         }))
     }
 
+    /// Computes and upserts the cohort metrics whose cohorts are not final yet (see [`crate::cohorts`]).
+    pub async fn compute_cohorts(
+        &self,
+        job_run_id: Option<uuid::Uuid>,
+    ) -> Result<crate::cohorts::CohortReport, MetricsError> {
+        let options = CalibrationOptions::new()
+            .n_bins(self.params.calibration_bins)
+            .check()
+            .map_err(|e| MetricsError::Task(e.to_string()))?;
+        crate::cohorts::compute_cohorts(
+            &self.pool,
+            &self.params.model_name,
+            options,
+            self.params.label_maturity_days,
+            job_run_id,
+        )
+        .await
+    }
+
     async fn run_inner(&self, ctx: RunContext) -> Result<Outcome, MetricsError> {
         let started = Instant::now();
         let (rows, skipped) = self.compute(Some(ctx.run_id)).await?;
+        // Before the triggers: they judge each source by its cohorts.
+        let cohorts = self.compute_cohorts(Some(ctx.run_id)).await?;
         let champion = self
             .registry
             .by_alias(&self.params.model_name, &churn_registry::Alias::CHAMPION)
@@ -408,6 +442,7 @@ impl MetricsJob {
                     "n": m.n_samples, "roc_auc": m.roc_auc, "log_loss": m.log_loss, "ece": m.ece,
                 })).collect::<Vec<_>>(),
                 "skipped": skipped,
+                "cohorts": cohorts.to_json(),
                 "live_decision": live_decision,
                 "retrain_trigger": trigger,
             }),

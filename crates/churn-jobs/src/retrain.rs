@@ -1,18 +1,28 @@
 //! The `retrain` job and its triggers. A run trains on warehouse data (the configured sources), judges the
 //! candidate and the champion on the same held-out rows, registers it and promotes it only on evidence,
 //! with the trigger(s) it answers to recorded. Besides its cron and the API, a run is requested by
-//! evidence: dataset drift, a drop of the champion's live ROC AUC below its test ROC AUC, or enough newly
-//! labelled ingested rows since the last training, at most once per cooldown. A run told to stop returns
+//! evidence: dataset drift, a drop of the champion's ROC AUC on one source's traffic below that source's
+//! own baseline, or enough newly labelled ingested rows since the last training, at most once per
+//! cooldown.
+//!
+//! The AUC trigger judges each source (`api`, `batch`, `ingested`, and `synthetic` only with
+//! `synthetic_triggers`) by its cohort metrics (`monitoring.cohort_metrics`, slice `all`) of the serving
+//! version: the baseline is the source's oldest cohort with at least `auc_min_rows` labelled
+//! predictions, the current figure its newest such cohort, and it fires when the current ROC AUC is more
+//! than `auc_drop` below the baseline. A source measured against itself never compares synthetic
+//! traffic with the real rows of the test split, so a fresh start (one cohort, or none, per source)
+//! fires nothing. Provisional cohorts count once they hold enough labels: waiting for maturity would
+//! delay every trigger by `LABEL_MATURITY_DAYS`. A run told to stop returns
 //! at once, registering nothing, and the runner hands the triggers it claimed back to the waiting queue.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use churn_config::TrainingSource;
-use churn_core::{Customer, VersionMetrics};
+use churn_core::Customer;
 use churn_models::{Holdout, TrainRequest, TrainingData};
 use churn_registry::Registry;
-use churn_store::monitoring::{self, RetrainReason, TriggerOutcome};
+use churn_store::monitoring::{self, PredictionSource, RetrainReason, TriggerOutcome};
 use churn_store::ops::Trigger;
 use churn_store::warehouse::Source;
 use futures::future::BoxFuture;
@@ -32,11 +42,13 @@ pub struct TriggerPolicy {
     pub model_name: String,
     /// Dataset drift in the newest drift run since the last training.
     pub on_drift: bool,
-    /// The champion's live ROC AUC this far below its test ROC AUC (0: off).
+    /// A source's newest cohort ROC AUC this far below its baseline cohort's (0: off).
     pub auc_drop: f64,
-    /// The metrics window that comparison reads, e.g. `1d`.
-    pub auc_window: String,
-    /// Live rows that window needs before it counts.
+    /// The cohorts compared: `day` or `week`.
+    pub auc_cohort: String,
+    /// Whether synthetic traffic's cohorts may trigger.
+    pub synthetic_triggers: bool,
+    /// Labelled predictions a cohort needs before it counts.
     pub auc_min_rows: usize,
     /// Newly labelled ingested rows since the last training (0: off).
     pub new_labels: u64,
@@ -110,26 +122,9 @@ pub async fn evidence(
         )));
     }
     if policy.auc_drop > 0.0
-        && let Some(test_auc) = VersionMetrics::from_json(&champion.metrics.0).test_roc_auc
-        && let Some((live_auc, n, metric_id)) = monitoring::latest_live_auc(
-            pool,
-            name,
-            champion.version,
-            &policy.auc_window,
-            since,
-            policy.auc_min_rows as i64,
-        )
-        .await?
-        && test_auc - live_auc > policy.auc_drop
+        && let Some(evidence) = auc_drop(pool, policy, champion.version).await?
     {
-        return Ok(Some((
-            RetrainReason::LiveAucDrop,
-            json!({
-                "model_version": champion.version, "test_roc_auc": test_auc, "live_roc_auc": live_auc,
-                "n_samples": n, "metric_id": metric_id, "window": policy.auc_window,
-                "allowed_drop": policy.auc_drop,
-            }),
-        )));
+        return Ok(Some((RetrainReason::LiveAucDrop, evidence)));
     }
     if policy.new_labels > 0 {
         let labelled = monitoring::labelled_since(pool, Source::Ingested, since).await?;
@@ -138,6 +133,53 @@ pub async fn evidence(
                 RetrainReason::NewLabels,
                 json!({"labelled_since_training": labelled, "threshold": policy.new_labels, "since": since}),
             )));
+        }
+    }
+    Ok(None)
+}
+
+/// The first source whose newest cohort ROC AUC of `version` is more than the allowed drop below its
+/// baseline cohort's (see the module's documentation), as evidence naming both.
+async fn auc_drop(
+    pool: &PgPool,
+    policy: &TriggerPolicy,
+    version: churn_core::VersionNumber,
+) -> Result<Option<Value>, RetrainError> {
+    let sources = [
+        PredictionSource::Api,
+        PredictionSource::Batch,
+        PredictionSource::Ingested,
+        PredictionSource::Synthetic,
+    ];
+    for source in sources {
+        if source == PredictionSource::Synthetic && !policy.synthetic_triggers {
+            continue;
+        }
+        let cohorts = monitoring::cohort_aucs(
+            pool,
+            &policy.model_name,
+            version,
+            source,
+            &policy.auc_cohort,
+            policy.auc_min_rows as i64,
+        )
+        .await?;
+        let (Some(baseline), Some(current)) = (cohorts.first(), cohorts.last()) else {
+            continue;
+        };
+        let drop = baseline.roc_auc - current.roc_auc;
+        if current.cohort_start > baseline.cohort_start && drop > policy.auc_drop {
+            let figure = |c: &monitoring::CohortAuc| {
+                json!({
+                    "cohort_metric_id": c.cohort_metric_id, "cohort_start": c.cohort_start,
+                    "roc_auc": c.roc_auc, "n_labelled": c.n_labelled, "provisional": c.provisional,
+                })
+            };
+            return Ok(Some(json!({
+                "source": source.as_str(), "model_version": version, "cohort": policy.auc_cohort,
+                "baseline": figure(baseline), "current": figure(current), "drop": drop,
+                "allowed_drop": policy.auc_drop, "min_labelled": policy.auc_min_rows,
+            })));
         }
     }
     Ok(None)

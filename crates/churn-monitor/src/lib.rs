@@ -8,10 +8,13 @@
 //! - [`data_drift`] and [`prediction_drift`] reproduce Evidently 0.7.23's `DataDriftPreset` decisions:
 //!   the column type, the statistical test, its score and threshold and the drift verdict, plus PSI for
 //!   every column and the dataset-drift verdict. See [`drift`] for the rules and the one known difference.
+//! - [`cohort_figures`] computes ROC AUC, PR AUC, log loss, Brier and calibration per day and week
+//!   cohort of predictions and per slice, with the label coverage.
 //! - [`calibration()`] bins probabilities as scikit-learn's `calibration_curve(strategy="uniform")` does and
 //!   adds the expected calibration error. Classification metrics are `churn_core::metrics::evaluate`.
 
 pub mod calibration;
+pub mod cohort;
 pub mod drift;
 pub mod ks;
 pub mod profile;
@@ -20,6 +23,7 @@ pub mod stattest;
 pub use calibration::{
     Calibration, CalibrationBin, CalibrationOptions, ValidCalibrationOptions, calibration,
 };
+pub use cohort::{CohortFigures, CohortKind, ScoredColumns, SliceColumn, cohort_figures};
 pub use drift::{
     ColumnDrift, ColumnType, DatasetDrift, DriftOptions, StatTest, ValidDriftOptions, column_drift,
     data_drift, dataset_drift, default_stattest, infer_column_type, prediction_drift,
@@ -73,6 +77,8 @@ pub enum Error {
         stattest: &'static str,
         column_type: &'static str,
     },
+    #[error("cohort metrics: {0}")]
+    Cohort(String),
     #[error("the reference profile is invalid: {0}")]
     InvalidProfile(String),
     #[error("reference profile: {0}")]

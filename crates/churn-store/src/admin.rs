@@ -124,6 +124,15 @@ pub async fn analyze_warehouse(pool: &PgPool) -> Result<(), Error> {
     Ok(())
 }
 
+/// Vacuums and analyzes the inference log and the outcomes after a bulk load (a benchmark's), so reads
+/// find the visibility map set and fresh statistics, as autovacuum would leave them.
+pub async fn vacuum_serving(pool: &PgPool) -> Result<(), Error> {
+    sqlx::query!("vacuum analyze serving.inference_log, serving.outcomes")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

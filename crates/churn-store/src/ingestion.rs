@@ -177,6 +177,37 @@ pub async fn advance_checkpoint(
     Ok(())
 }
 
+/// Records the churn outcomes a file's rows carry (`serving.outcomes`, source `ingested`) inside the
+/// caller's transaction, so a file's outcomes commit or vanish with its customers. Each is
+/// `(business customer id, churned)`; the caller is the file's name (cut to the column's 100
+/// characters) and the observation time is when the file's transaction began (`now()`): the same for
+/// every batch of a file, as the file is one transaction. Rows keep the given order, so of two
+/// observations of one customer in one file the later row wins (ties go by `outcome_id`).
+pub async fn insert_ingested_outcomes(
+    conn: &mut PgConnection,
+    file_name: &str,
+    outcomes: &[(&str, bool)],
+) -> Result<u64, Error> {
+    if outcomes.is_empty() {
+        return Ok(0);
+    }
+    let caller: String = file_name.chars().take(100).collect();
+    let ids: Vec<&str> = outcomes.iter().map(|(id, _)| *id).collect();
+    let churned: Vec<bool> = outcomes.iter().map(|(_, c)| *c).collect();
+    Ok(sqlx::query!(
+        "insert into serving.outcomes (customer_id, churned, observed_at, source, caller)
+         select o.customer_id, o.churned, now(), 'ingested', $1
+         from unnest($2::text[], $3::bool[]) with ordinality as o(customer_id, churned, n)
+         order by o.n",
+        caller,
+        &ids as &[&str],
+        &churned,
+    )
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// Stores a file's rejected rows (source `ingest`) inside the caller's transaction, so they commit
 /// with the batch they came from.
 pub async fn insert_rejected(

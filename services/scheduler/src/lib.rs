@@ -111,7 +111,8 @@ fn monitoring_jobs(
             model_name: model_name.clone(),
             on_drift: r.on_drift,
             auc_drop: r.auc_drop,
-            auc_window: r.auc_window.clone(),
+            auc_cohort: r.auc_cohort.clone(),
+            synthetic_triggers: r.synthetic_triggers,
             auc_min_rows: r.auc_min_rows,
             new_labels: r.new_labels,
             cooldown: r.cooldown,
@@ -129,6 +130,7 @@ fn monitoring_jobs(
                 .collect(),
             min_samples: m.min_samples,
             calibration_bins: m.calibration_bins,
+            label_maturity_days: m.label_maturity_days,
             live_promotion: r.require_live_win.then_some(LivePromotion {
                 min_rows: r.live_min_rows,
                 margin: r.promotion_margin,

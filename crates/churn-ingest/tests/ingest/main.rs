@@ -435,6 +435,75 @@ async fn a_file_truncated_mid_way_writes_nothing_and_its_fixed_copy_writes_each_
 }
 
 #[tokio::test]
+async fn a_labelled_file_records_each_outcome_in_its_transaction_and_a_broken_one_records_none() {
+    let f = Fixture::with_batch(100).await;
+    let (header, rows) = seed_rows(400);
+    // Both outcomes: the seed file's first rows and its last.
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .step_by(2)
+        .chain(seed_rows(7043).1.into_iter().skip(6843))
+        .collect();
+    let (id, label) = (
+        column(&header, "CustomerID"),
+        column(&header, "Churn Label"),
+    );
+    let started = chrono::Utc::now();
+    // A broken copy first: its 300 readable rows were written batch by batch, then rolled back.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&to_csv(&header, &rows)).unwrap();
+    let whole = gz.finish().unwrap();
+    f.put(
+        "landing/broken.csv.gz",
+        whole[..whole.len() * 8 / 10].to_vec(),
+    )
+    .await;
+    let summary = f.ingestor.ingest("landing/broken.csv.gz").await.unwrap();
+    assert!(
+        matches!(summary.outcome, Outcome::Failed { .. }),
+        "{summary:?}"
+    );
+    let outcomes = |pool: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (String, bool, String, String, bool)>(
+            "select o.customer_id, o.churned, o.source, o.caller,
+                    o.observed_at between $1 and f.ingested_at
+             from serving.outcomes o, ops.ingested_files f
+             where f.object_key = 'landing/labels.csv' order by o.outcome_id",
+        )
+        .bind(started)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    assert!(
+        outcomes(f.db.pool.clone()).await.is_empty(),
+        "the broken file kept outcomes"
+    );
+
+    f.put("landing/labels.csv", to_csv(&header, &rows)).await;
+    let summary = f.ingestor.ingest("landing/labels.csv").await.unwrap();
+    assert_eq!(summary.outcome, Outcome::Processed);
+    let stored = outcomes(f.db.pool.clone()).await;
+    assert!(
+        rows.iter().any(|r| r[label] == "No"),
+        "the rows hold both outcomes"
+    );
+    let expected: Vec<(String, bool, String, String, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[id].clone(),
+                r[label] == "Yes",
+                "ingested".to_owned(),
+                "labels.csv".to_owned(),
+                true,
+            )
+        })
+        .collect();
+    assert_eq!(stored, expected);
+}
+
+#[tokio::test]
 async fn two_workers_on_the_same_file_write_each_row_once() {
     let f = Fixture::with_batch(200).await;
     let (header, rows) = seed_rows(2000);

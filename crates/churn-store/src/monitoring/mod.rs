@@ -1,10 +1,13 @@
 //! Monitoring reads and writes: labelled predictions per model version and window, the customers of a
-//! window and of the classifier's logged traffic, live metrics with their calibration bins, drift runs,
-//! and the retrain triggers with their cooldown. The metrics and drift themselves are computed elsewhere; this module only moves rows.
+//! window and of the classifier's logged traffic, logged predictions with the outcomes that judge them and
+//! the cohort metrics, live metrics with their calibration bins, drift runs, and the retrain triggers with
+//! their cooldown. The metrics and drift themselves are computed elsewhere; this module only moves rows.
 
+mod cohorts;
 mod copy;
 mod customers;
 mod drift;
+mod logged;
 mod metrics;
 mod predictions;
 mod retrain;
@@ -12,11 +15,16 @@ mod traffic;
 
 use chrono::{DateTime, Utc};
 
+pub use cohorts::{
+    CohortAuc, CohortMetric, PredictionSource, SLICE_COLUMNS, ScoredBySource, ScoredRows,
+    classified_predictions, cohort_aucs, final_frontier, logged_predictions, upsert_cohort_metrics,
+};
 pub use customers::{customers_in, labelled_customers, labelled_since};
 pub use drift::{
     DriftColumn, DriftRun, DriftSource, insert_drift_run, latest_drift, latest_drift_of,
     newest_drift_run,
 };
+pub use logged::{LoggedPrediction, NewOutcome, insert_inference_log, insert_outcomes};
 pub use metrics::{
     CalibrationBin, LiveMetrics, MetricSummary, MetricType, insert_live_metrics, latest_live_auc,
     metric_summaries,

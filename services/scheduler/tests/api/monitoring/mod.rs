@@ -414,5 +414,6 @@ fn shifted(customers: &[Customer]) -> Vec<Customer> {
         .collect()
 }
 
+mod cohorts;
 mod drift;
 mod live_loop;
