@@ -55,7 +55,12 @@ async fn feedback(
 
 #[tokio::test]
 async fn outcomes_by_request_id_and_by_customer_id_are_kept_under_the_callers_key_name() {
-    let app = spawn_with_champion(&[("PREDICT_API_KEYS", &format!("crm:{CRM_KEY}"))]).await;
+    let keys = format!("crm:{CRM_KEY}");
+    let app = spawn_with_champion(&[
+        ("PREDICT_API_KEY", "default-key-0123456789"),
+        ("PREDICT_API_KEYS", &keys),
+    ])
+    .await;
     let mut customer = customer_json(&seed()[0]);
     customer["Customer ID"] = json!("7590-VHVEG");
     let predicted = app
