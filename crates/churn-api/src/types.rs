@@ -29,6 +29,10 @@ pub struct Contribution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Prediction {
+    /// The request's id (a ULID), also in the `X-Request-Id` header and in the inference log; feedback
+    /// names the prediction by it.
+    #[serde(default)]
+    pub request_id: String,
     /// "Yes" when P(churn) ≥ the model's threshold.
     pub predicted_churn_label: YesNo,
     /// P(churn), calibrated.
@@ -75,6 +79,10 @@ pub struct BatchItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchPrediction {
+    /// The request's id (a ULID), also in the `X-Request-Id` header and in the inference log, where
+    /// each customer is an `item` (its index here).
+    #[serde(default)]
+    pub request_id: String,
     pub model_name: String,
     pub model_version: i32,
     pub threshold: f64,

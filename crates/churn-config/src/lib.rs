@@ -12,6 +12,7 @@ pub mod objects;
 pub mod secret;
 pub mod seed;
 pub mod services;
+pub mod serving;
 
 pub use common::{
     CLASSIFIER_PORT, CommonConfig, DATABASE_ROLES, DEFAULT_DATABASE_URL, DatabaseConfig,
@@ -29,6 +30,9 @@ pub use services::{
     ClassifierConfig, DEFAULT_GENERATE_BATCH_SIZE, DEFAULT_GENERATE_RATE,
     DEFAULT_PREDICT_MAX_BATCH, DbtSettings, GenerateSettings, IngestSettings, JobSchedule,
     JobSettings, SchedulerConfig, SynthesizerConfig,
+};
+pub use serving::{
+    DEFAULT_KEY_NAME, InferenceLogConfig, InferenceLogMode, NamedKey, prediction_keys,
 };
 
 #[cfg(test)]

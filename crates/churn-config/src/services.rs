@@ -31,6 +31,13 @@ pub struct ClassifierConfig {
     pub max_batch: usize,
     /// When set, `/predict` routes need this key in `X-API-Key` (PREDICT_API_KEY).
     pub api_key: Option<Secret>,
+    /// Every key the prediction routes take, each with the name its calls are logged under:
+    /// PREDICT_API_KEY as `default`, then PREDICT_API_KEYS (`name:key,…`). Empty: no key needed.
+    pub api_keys: Vec<crate::NamedKey>,
+    /// What the inference log keeps and how its writer batches (INFERENCE_LOG*).
+    pub inference_log: crate::InferenceLogConfig,
+    /// Most outcomes in one `POST /feedback` (FEEDBACK_MAX_BATCH, default 1000).
+    pub feedback_max_batch: usize,
     /// How often the champion is polled in case a NOTIFY was missed (MODEL_POLL_SECS, default 5).
     pub poll: Duration,
     /// The shadow model scored beside the champion on `POST /predict/batch?shadow=true`
@@ -48,6 +55,9 @@ impl ClassifierConfig {
             model: env.get("CLASSIFIER_MODEL").map(|m| m.trim().to_owned()),
             max_batch: predict_max_batch(env)?,
             api_key: env.secret("PREDICT_API_KEY", MIN_TOKEN_LEN)?,
+            api_keys: crate::prediction_keys(env)?,
+            inference_log: crate::InferenceLogConfig::from_env(env)?,
+            feedback_max_batch: env.number_in("FEEDBACK_MAX_BATCH", 1000, 1..=100_000)?,
             poll: Duration::from_secs(env.number_in("MODEL_POLL_SECS", 5u64, 1..=3600)?),
             shadow_model: env
                 .get("CLASSIFIER_SHADOW_MODEL")

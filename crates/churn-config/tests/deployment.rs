@@ -15,7 +15,12 @@ use serde_yaml::{Mapping, Value};
 use support::{DATA_STORES, compose, environment, repo_file, service, text};
 
 /// Variables a configuration reads that neither sample.env nor the compose file should set, and why.
-const NOT_SET_ON_PURPOSE: [(&str, &str); 3] = [
+const NOT_SET_ON_PURPOSE: [(&str, &str); 4] = [
+    (
+        "PREDICT_API_KEYS",
+        "optional further callers' keys: a secret, and compose passes secrets only as required \
+         variables; a deployment with several callers sets it in an override file",
+    ),
     (
         "HOSTNAME",
         "set by the container runtime (each replica's own name)",

@@ -126,6 +126,19 @@ impl<'de> DeserializeSeed<'de> for KeySeed {
 struct Collected<'de> {
     slots: [Option<(Cow<'de, str>, Slot<'de>)>; Field::ALL.len()],
     errors: Vec<FieldError>,
+    /// The caller's own id for the customer (`customer_id`, `CustomerID`, `Customer ID`), as sent.
+    customer_id: Option<Slot<'de>>,
+}
+
+/// The longest business customer id kept with a prediction (the inference log's check says the same).
+pub const CUSTOMER_ID_MAX_LEN: usize = 128;
+
+/// Whether an ignored key is the caller's customer id (any spelling that normalizes to it).
+fn is_customer_id_key(key: &str) -> bool {
+    matches!(
+        crate::category::normalize_name(key).as_str(),
+        "customer_id" | "customerid"
+    )
 }
 
 struct RecordVisitor;
@@ -134,6 +147,7 @@ impl RecordVisitor {
     fn not_an_object<'de>(kind: &str) -> Collected<'de> {
         Collected {
             slots: std::array::from_fn(|_| None),
+            customer_id: None,
             errors: vec![FieldError::new(
                 "$",
                 Value::String(kind.to_owned()),
@@ -154,6 +168,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
         let mut collected = Collected {
             slots: std::array::from_fn(|_| None),
             errors: Vec::new(),
+            customer_id: None,
         };
         let mut unknown = UnknownKeys::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
@@ -169,6 +184,18 @@ impl<'de> Visitor<'de> for RecordVisitor {
                         ));
                     } else {
                         *slot = Some((key, value));
+                    }
+                }
+                Key::Ignored if is_customer_id_key(&key) => {
+                    let value: Slot<'de> = map.next_value()?;
+                    if collected.customer_id.is_some() {
+                        collected.errors.push(FieldError::new(
+                            "customer_id",
+                            Value::String(key.into_owned()),
+                            "is given twice (customer_id, CustomerID and Customer ID name the same id)",
+                        ));
+                    } else {
+                        collected.customer_id = Some(value);
                     }
                 }
                 Key::Ignored => {
@@ -226,17 +253,60 @@ impl Customer {
             .deserialize_any(RecordVisitor)
             .map_err(JsonInputError::Syntax)?;
         de.end().map_err(JsonInputError::Syntax)?;
+        Self::from_collected(collected, Vec::new())
+    }
+
+    /// [`Customer::from_json_slice`], also returning the caller's own id for the customer when the
+    /// object has one (`customer_id`, `CustomerID` or `Customer ID`): a string of 1 to
+    /// [`CUSTOMER_ID_MAX_LEN`] characters, else an error for `customer_id` beside the fields' errors.
+    pub fn from_json_slice_with_id(
+        bytes: &[u8],
+    ) -> Result<(Customer, Option<String>), JsonInputError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let mut collected = de
+            .deserialize_any(RecordVisitor)
+            .map_err(JsonInputError::Syntax)?;
+        de.end().map_err(JsonInputError::Syntax)?;
+        let mut errors = Vec::new();
+        let id = match collected.customer_id.take() {
+            None => None,
+            Some(Slot::Text(t)) if (1..=CUSTOMER_ID_MAX_LEN).contains(&t.chars().count()) => {
+                Some(t.into_owned())
+            }
+            Some(slot) => {
+                let value = match slot {
+                    Slot::Text(t) => Value::String(t.into_owned()),
+                    Slot::Json(v) => v,
+                };
+                errors.push(FieldError::new(
+                    "customer_id",
+                    value,
+                    format!("must be a string of 1 to {CUSTOMER_ID_MAX_LEN} characters"),
+                ));
+                None
+            }
+        };
+        Self::from_collected(collected, errors).map(|c| (c, id))
+    }
+
+    fn from_collected(
+        collected: Collected<'_>,
+        mut extra: Vec<FieldError>,
+    ) -> Result<Customer, JsonInputError> {
         if collected.errors.first().is_some_and(|e| e.field == "$") {
             return Err(JsonInputError::Invalid(ValidationErrors(collected.errors)));
         }
-        let slots = &collected.slots;
+        let Collected {
+            slots, mut errors, ..
+        } = collected;
+        errors.append(&mut extra);
         Customer::parse_with(
             |f| match &slots[f.index()] {
                 Some((_, Slot::Text(t))) => Raw::JsonStr(t),
                 Some((_, Slot::Json(v))) => Raw::Json(v),
                 None => Raw::Missing,
             },
-            collected.errors.clone(),
+            errors,
         )
         .map_err(JsonInputError::Invalid)
     }
@@ -304,5 +374,41 @@ mod tests {
             panic!("invalid")
         };
         assert_eq!(e.0[0].field, "$");
+    }
+
+    #[test]
+    fn the_callers_customer_id_is_read_under_any_of_its_spellings_and_bounded() {
+        for key in ["customer_id", "CustomerID", "Customer ID"] {
+            let mut value = body();
+            value.as_object_mut().unwrap().remove("CustomerID");
+            value[key] = serde_json::json!("7590-VHVEG");
+            let bytes = serde_json::to_vec(&value).unwrap();
+            let (_, id) = Customer::from_json_slice_with_id(&bytes).unwrap();
+            assert_eq!(id.as_deref(), Some("7590-VHVEG"), "{key}");
+        }
+        let mut value = body();
+        value.as_object_mut().unwrap().remove("CustomerID");
+        let bytes = serde_json::to_vec(&value).unwrap();
+        assert_eq!(Customer::from_json_slice_with_id(&bytes).unwrap().1, None);
+        for bad in [
+            serde_json::json!(""),
+            serde_json::json!("x".repeat(129)),
+            serde_json::json!(42),
+        ] {
+            let mut value = body();
+            value["CustomerID"] = bad.clone();
+            let bytes = serde_json::to_vec(&value).unwrap();
+            let JsonInputError::Invalid(e) = Customer::from_json_slice_with_id(&bytes).unwrap_err()
+            else {
+                panic!("invalid")
+            };
+            assert_eq!(e.0[0].field, "customer_id");
+            assert_eq!(e.0[0].value, bad);
+            assert!(e.0[0].rule.contains("1 to 128"), "{}", e.0[0].rule);
+        }
+        let mut value = body();
+        value["customer_id"] = serde_json::json!("again");
+        let bytes = serde_json::to_vec(&value).unwrap();
+        assert!(Customer::from_json_slice_with_id(&bytes).is_err());
     }
 }

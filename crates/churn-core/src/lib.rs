@@ -36,7 +36,7 @@ pub use csv_io::{CsvRow, CustomerReader, CustomerWriter, HeaderStyle, read_custo
 pub use customer::{ADD_ON_FIELDS, Customer, Raw};
 pub use field::{Field, IGNORED_KEYS, LEAKAGE_COLUMNS};
 pub use ids::{CustomerId, RunId, VersionNumber};
-pub use json_input::JsonInputError;
+pub use json_input::{CUSTOMER_ID_MAX_LEN, JsonInputError};
 pub use validation::{FieldError, ValidationErrors};
 pub use version_metrics::{Importance, VersionMetrics};
 

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod overview;
 pub mod roles;
 pub mod seed;
+pub mod serving;
 pub mod sql;
 pub mod traffic_overview;
 pub mod warehouse;

@@ -1,15 +1,21 @@
-//! HTTP routes: `POST /predict`, `POST /predict/batch`, `GET /model`, `POST /admin/reload`, `GET /ready`.
+//! HTTP routes: `POST /predict`, `POST /predict/batch`, `GET /model`, `POST /admin/reload`, `GET /ready`
+//! (`POST /feedback` is in [`crate::feedback`]).
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::middleware;
-use chrono::Utc;
 use churn_core::JsonInputError;
 use churn_core::{Customer, FieldError, YesNo};
+use churn_service::auth::Caller;
 use churn_service::error::json_syntax;
 use churn_service::health::{Check, Critical, Readiness, infra_checks};
+use churn_service::server::RequestId;
 use churn_service::{
     ApiError, ApiJson, ApiQuery, JsonBody, Limits, QueryParams, auth, finish_router_with,
 };
+use churn_store::serving::{Arm, Endpoint};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,6 +26,7 @@ use churn_api::{
     ModelInfo, Prediction, ShadowPrediction,
 };
 
+use crate::inference::{Item, Request};
 use crate::serving::Served;
 use crate::{AppState, Refresh};
 
@@ -31,13 +38,21 @@ use crate::{AppState, Refresh};
             atomically when the champion alias moves.\n\n\
             Customers are JSON objects whose keys may be snake_case (`tenure_months`), the dataset's headers \
             (`Tenure Months`) or the original API's names (`Tenure_Months`); identifier and leakage keys \
-            (CustomerID, Lat_Long, Churn Score, …) are ignored, and any other unknown key is a 422. Invalid \
+            (Lat_Long, Churn Score, …) are ignored, and any other unknown key is a 422. The caller's own id \
+            for the customer (`customer_id`, `CustomerID` or `Customer ID`, a string of 1 to 128 \
+            characters) is kept with the prediction, so that outcomes fed back by that id judge it. Invalid \
             input gets 422 with every invalid field, malformed JSON 400, a body over the limit 413.\n\n\
-            When PREDICT_API_KEY is set, `/predict` routes need it in `X-API-Key`. Admin routes need \
+            Every answer carries a request id, a ULID minted by the service, in `X-Request-Id` (a caller's \
+            own `X-Request-Id` is kept beside it as `X-Client-Request-Id`); predictions also return it as \
+            `request_id`. Every prediction is recorded in the inference log under that id (INFERENCE_LOG: \
+            all, sample:<p> or off), off the request path: when the log's queue is full the prediction is \
+            still answered and the loss counted in /metrics (`inference_log_dropped_total`).\n\n\
+            When PREDICT_API_KEY or PREDICT_API_KEYS is set, `/predict`, `/model` and `/feedback` need a key \
+            in `X-API-Key`; the log records the key's name as the caller. Admin routes need \
             `Authorization: Bearer $ADMIN_TOKEN`."
     ),
     components(schemas(Customer, FieldError)),
-    tags((name = "prediction"), (name = "model"), (name = "operations"))
+    tags((name = "prediction"), (name = "feedback"), (name = "model"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -47,9 +62,10 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(predict))
         .routes(routes!(predict_batch))
         .routes(routes!(model_info))
+        .routes(routes!(crate::feedback::feedback))
         .route_layer(middleware::from_fn_with_state(
-            state.api_key.clone(),
-            auth::require_api_key,
+            state.keys.clone(),
+            auth::require_prediction_key,
         ));
     let admin =
         OpenApiRouter::new()
@@ -67,8 +83,10 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
 /// The service's whole router.
 pub fn router(state: AppState, limits: Limits) -> (axum::Router, utoipa::openapi::OpenApi) {
     let max_batch = state.max_batch;
+    let feedback_max = state.feedback_max_batch;
     finish_router_with(routes(&state), state, limits, move |doc| {
-        set_batch_limit(doc, max_batch)
+        set_batch_limit(doc, max_batch);
+        crate::feedback::set_feedback_limit(doc, feedback_max);
     })
 }
 
@@ -130,7 +148,7 @@ fn record(probability: f64, churn: bool) {
 /// `POST /predict`: one customer's churn prediction.
 #[utoipa::path(post, path = "/predict", tag = "prediction", params(ExplainParams), request_body = Customer,
     responses(
-        (status = 200, description = "The prediction", body = Prediction),
+        (status = 200, description = "The prediction; `X-Request-Id` carries its `request_id`", body = Prediction),
         (status = 400, description = "Malformed JSON", body = churn_service::ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = churn_service::ErrorBody),
         (status = 408, description = "The request took longer than REQUEST_TIMEOUT_SECS", body = churn_service::ErrorBody),
@@ -141,6 +159,8 @@ fn record(probability: f64, churn: bool) {
     ))]
 async fn predict(
     State(state): State<AppState>,
+    Extension(RequestId(id)): Extension<RequestId>,
+    caller: Option<Extension<Caller>>,
     query: Result<ApiQuery<ExplainParams>, ApiError>,
     JsonBody(body): JsonBody,
 ) -> Result<ApiJson<Prediction>, ApiError> {
@@ -148,7 +168,13 @@ async fn predict(
     // client reusing it fails instead of reading the 400.
     let ApiQuery(query) = query?;
     let explain = query.explain.unwrap_or(false);
-    let customer = Customer::from_json_slice(&body)?;
+    let endpoint = if explain {
+        Endpoint::Explain
+    } else {
+        Endpoint::Predict
+    };
+    let request = Request::new(id, endpoint, caller.map(|Extension(c)| c));
+    let (customer, customer_id) = Customer::from_json_slice_with_id(&body)?;
     let served = served(&state)?;
     // With an explanation, the row is encoded once for both the score and the contributions.
     let (probability, explanation) = if explain {
@@ -172,7 +198,20 @@ async fn predict(
     };
     let churn = served.model.label(probability);
     record(probability, churn);
+    if state.log.keeps(id) {
+        let item = Item {
+            index: 0,
+            customer: Arc::new(customer),
+            customer_id: customer_id.map(Arc::from),
+        };
+        let latency = request.latency_us();
+        let row = request.row(&item, &served, Arm::Champion, probability, latency);
+        state.log.record(vec![row]);
+    } else {
+        state.log.sampled_out(1);
+    }
     Ok(ApiJson(Prediction {
+        request_id: request.id_text(),
         predicted_churn_label: YesNo::from_bool(churn),
         churn_probability: probability,
         confidence: if churn {
@@ -183,7 +222,7 @@ async fn predict(
         threshold: served.model.threshold(),
         model_name: served.name.clone(),
         model_version: served.version,
-        predicted_at: Utc::now(),
+        predicted_at: request.predicted_at,
         explanation,
     }))
 }
@@ -192,7 +231,7 @@ async fn predict(
 /// The body is a JSON array of customers, or `{"customers": [...]}`.
 #[utoipa::path(post, path = "/predict/batch", tag = "prediction", params(ShadowParams), request_body = CustomerBatch,
     responses(
-        (status = 200, description = "One result per customer, in order", body = BatchPrediction),
+        (status = 200, description = "One result per customer, in order; `X-Request-Id` carries its `request_id`", body = BatchPrediction),
         (status = 400, description = "Malformed JSON", body = churn_service::ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = churn_service::ErrorBody),
         (status = 408, description = "The request took longer than REQUEST_TIMEOUT_SECS", body = churn_service::ErrorBody),
@@ -203,9 +242,12 @@ async fn predict(
     ))]
 async fn predict_batch(
     State(state): State<AppState>,
+    Extension(RequestId(id)): Extension<RequestId>,
+    caller: Option<Extension<Caller>>,
     query: Result<ApiQuery<ShadowParams>, ApiError>,
     JsonBody(body): JsonBody,
 ) -> Result<ApiJson<BatchPrediction>, ApiError> {
+    let request = Request::new(id, Endpoint::Batch, caller.map(|Extension(c)| c));
     // Refused only once the body is read: a connection whose body was left unread is closed, and a
     // client reusing it fails instead of reading the 400.
     let ApiQuery(query) = query?;
@@ -230,12 +272,14 @@ async fn predict_batch(
     let served = served(&state)?;
     // The valid customers move into `valid` in order; each item keeps only its errors, if any.
     let mut valid: Vec<Customer> = Vec::with_capacity(items.len());
+    let mut ids: Vec<Option<String>> = Vec::with_capacity(items.len());
     let item_errors: Vec<Option<Vec<FieldError>>> = items
         .iter()
         .map(
-            |item| match Customer::from_json_slice(item.get().as_bytes()) {
-                Ok(customer) => {
+            |item| match Customer::from_json_slice_with_id(item.get().as_bytes()) {
+                Ok((customer, id)) => {
                     valid.push(customer);
+                    ids.push(id);
                     None
                 }
                 Err(JsonInputError::Invalid(errors)) => Some(errors.0),
@@ -255,12 +299,25 @@ async fn predict_batch(
     // A large batch is milliseconds of CPU: keep it off the threads that serve other requests.
     let model = served.clone();
     let shadow_served = shadow_model.clone();
-    let (probabilities, shadow_probabilities) = tokio::task::spawn_blocking(move || {
+    let (probabilities, shadow_probabilities, valid) = tokio::task::spawn_blocking(move || {
         let shadow = shadow_served.map(|s| s.model.predict(&valid));
-        (model.model.predict(&valid), shadow)
+        (model.model.predict(&valid), shadow, valid)
     })
     .await
     .map_err(ApiError::internal)?;
+    if state.log.keeps(id) {
+        log_batch(
+            &state,
+            &request,
+            &item_errors,
+            valid,
+            ids,
+            (&served, &probabilities),
+            shadow_model.as_deref().zip(shadow_probabilities.as_deref()),
+        );
+    } else {
+        state.log.sampled_out(valid_count);
+    }
     let shadow = shadow_model
         .zip(shadow_probabilities)
         .map(|(model, probabilities)| {
@@ -308,15 +365,52 @@ async fn predict_batch(
         })
         .collect();
     Ok(ApiJson(BatchPrediction {
+        request_id: request.id_text(),
         model_name: served.name.clone(),
         model_version: served.version,
         threshold: served.model.threshold(),
-        predicted_at: Utc::now(),
+        predicted_at: request.predicted_at,
         valid: valid_count,
         invalid: results.len() - valid_count,
         results,
         shadow,
     }))
+}
+
+/// Queues a batch's rows: one per valid customer (its `item` is its index in the request), and one more
+/// per customer the shadow scored.
+fn log_batch(
+    state: &AppState,
+    request: &Request,
+    item_errors: &[Option<Vec<FieldError>>],
+    valid: Vec<Customer>,
+    ids: Vec<Option<String>>,
+    (served, probabilities): (&Served, &[f64]),
+    shadow: Option<(&Served, &[f64])>,
+) {
+    let latency = request.latency_us();
+    let indexes = item_errors
+        .iter()
+        .enumerate()
+        .filter_map(|(index, errors)| errors.is_none().then_some(index));
+    let rows_per_item = if shadow.is_some() { 2 } else { 1 };
+    let mut rows = Vec::with_capacity(valid.len() * rows_per_item);
+    for (n, ((index, customer), id)) in indexes.zip(valid).zip(ids).enumerate() {
+        let item = Item {
+            index,
+            customer: Arc::new(customer),
+            customer_id: id.map(Arc::from),
+        };
+        if let Some(&p) = probabilities.get(n) {
+            rows.push(request.row(&item, served, Arm::Champion, p, latency));
+        }
+        if let Some((shadow, shadow_probabilities)) = shadow
+            && let Some(&p) = shadow_probabilities.get(n)
+        {
+            rows.push(request.row(&item, shadow, Arm::Shadow, p, latency));
+        }
+    }
+    state.log.record(rows);
 }
 
 /// The customers of a batch body (an array, or `{"customers": [...]}`), each still unparsed.

@@ -2,14 +2,18 @@
 //! it atomically when the champion alias moves.
 
 mod api;
+mod feedback;
+mod inference;
 mod serving;
 
 use std::sync::Arc;
 
 use churn_config::{ClassifierConfig, ConfigError, Env, Secret};
 use churn_registry::{ModelRef, Registry};
+use churn_service::auth::PredictionKeys;
 use churn_service::health::ReadyCache;
 use churn_service::{Application, Infra};
+use churn_serving::InferenceLog;
 
 pub use api::router;
 pub use serving::{ModelHolder, Refresh, RefreshError, Role, Served};
@@ -71,7 +75,12 @@ pub struct AppState {
     /// The shadow model (the challenger), scored on request beside the champion.
     pub shadow: Option<Arc<ModelHolder>>,
     pub max_batch: usize,
-    pub api_key: Option<Secret>,
+    /// Most outcomes in one `POST /feedback` (FEEDBACK_MAX_BATCH).
+    pub feedback_max_batch: usize,
+    /// The keys the prediction routes take, each with its caller's name.
+    pub keys: PredictionKeys,
+    /// Where predictions are recorded (INFERENCE_LOG).
+    pub log: InferenceLog,
     pub admin_token: Option<Secret>,
     pub ready: Arc<ReadyCache>,
 }
@@ -103,15 +112,26 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         shadow.clone().watch(database_url, settings.poll);
         shadow
     });
+    let (log, writer) = InferenceLog::start(infra.pool.clone(), &settings.inference_log);
     let state = AppState {
         infra,
         holder,
         shadow,
         max_batch: settings.max_batch,
-        api_key: settings.api_key.clone(),
+        feedback_max_batch: settings.feedback_max_batch,
+        keys: PredictionKeys::new(&settings.api_keys),
+        log,
         admin_token: settings.service.common.admin_token.clone(),
         ready: Arc::new(ReadyCache::default()),
     };
     let limits = settings.service.common.limits;
-    Application::bind(&settings.service, api::router(state, limits)).await
+    let application = Application::bind(&settings.service, api::router(state, limits)).await?;
+    Ok(match writer {
+        // Once the server has stopped, every answered request's rows are queued: write them, within
+        // another shutdown grace.
+        Some(writer) => {
+            application.after_stop(move || Box::pin(writer.close(limits.shutdown_grace)))
+        }
+        None => application,
+    })
 }

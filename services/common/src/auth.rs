@@ -293,6 +293,75 @@ pub async fn require_api_key(
     }
 }
 
+/// Who called a prediction route: the name of the key it presented, or `anonymous` when the service
+/// takes calls without a key. Left in the request's extensions by [`require_prediction_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub std::sync::Arc<str>);
+
+/// The caller's name when no key is configured.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The keys the prediction routes take (PREDICT_API_KEY and PREDICT_API_KEYS), each kept as the digest
+/// a presented key is compared with.
+#[derive(Debug, Clone, Default)]
+pub struct PredictionKeys(std::sync::Arc<Vec<(Caller, [u8; 32])>>);
+
+impl PredictionKeys {
+    pub fn new(keys: &[churn_config::NamedKey]) -> Self {
+        Self(std::sync::Arc::new(
+            keys.iter()
+                .map(|k| {
+                    let digest: [u8; 32] = Sha256::digest(k.key.expose().trim().as_bytes()).into();
+                    (Caller(k.name.as_str().into()), digest)
+                })
+                .collect(),
+        ))
+    }
+
+    /// The caller presenting `headers`' key (`X-API-Key`, or a bearer token). Every key is compared, in
+    /// constant time, whichever matches.
+    pub fn check(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        if self.0.is_empty() {
+            return Ok(Caller(ANONYMOUS.into()));
+        }
+        let given = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| bearer(headers))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "this service needs an API key: send it in the X-API-Key header",
+                )
+            })?;
+        let digest = Sha256::digest(given.trim().as_bytes());
+        let mut found = None;
+        for (caller, key) in self.0.iter() {
+            if bool::from(digest[..].ct_eq(key)) {
+                found = Some(caller);
+            }
+        }
+        found
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("the API key is wrong"))
+    }
+}
+
+/// Route layer for prediction routes (`middleware::from_fn_with_state(keys, …)`): a configured key in
+/// `X-API-Key`, its name left in the request's extensions as [`Caller`].
+pub async fn require_prediction_key(
+    State(keys): State<PredictionKeys>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match keys.check(request.headers()) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Route layer: the admin bearer token (`middleware::from_fn_with_state(token, …)`), its [`Actor`] left
 /// in the request's extensions.
 pub async fn require_admin(
@@ -463,5 +532,31 @@ mod tests {
         );
         let response = refusal(ApiError::unauthorized("no"), Need::Admin);
         assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn a_prediction_key_names_its_caller_and_no_key_means_anonymous() {
+        let keys = PredictionKeys::new(&[
+            churn_config::NamedKey {
+                name: "default".into(),
+                key: Secret::new("default-key-0123456789"),
+            },
+            churn_config::NamedKey {
+                name: "crm".into(),
+                key: Secret::new("crm-key-0123456789abc"),
+            },
+        ]);
+        let caller = |value: &str| {
+            keys.check(&headers(&[("x-api-key", value)]))
+                .ok()
+                .map(|c| c.0.to_string())
+        };
+        assert_eq!(caller("crm-key-0123456789abc").as_deref(), Some("crm"));
+        assert_eq!(caller("default-key-0123456789").as_deref(), Some("default"));
+        assert_eq!(caller("crm-key-0123456789ab"), None);
+        assert!(keys.check(&headers(&[])).is_err());
+        let open = PredictionKeys::new(&[]);
+        let anonymous = open.check(&headers(&[])).ok().map(|c| c.0.to_string());
+        assert_eq!(anonymous.as_deref(), Some(ANONYMOUS));
     }
 }

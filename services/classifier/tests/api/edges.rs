@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use churn_service::testing::{check_swagger_ui, post_head_only, schemathesis};
+use churn_service::testing::{check_swagger_ui, post_head_only};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -108,7 +108,14 @@ async fn a_pool_of_one_connection_still_serves_while_the_alias_is_watched() {
 async fn the_openapi_document_matches_what_the_service_does() {
     let app = spawn_with_champion(&[]).await;
     check_swagger_ui(&app).await;
-    schemathesis(&app, &[]).await;
+    // An `observed_at` more than 5 minutes ahead is refused, a rule no schema can state: schema-valid
+    // feedback may be refused there, every other check still applies.
+    let config = r#"
+[[operations]]
+include-path = "/feedback"
+checks.positive_data_acceptance.expected-statuses = ["2XX", "401", "422"]
+"#;
+    churn_service::testing::schemathesis_with_config(&app, &[], Some(config)).await;
 }
 
 #[tokio::test]

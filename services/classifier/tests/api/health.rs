@@ -55,6 +55,7 @@ async fn the_openapi_spec_documents_exactly_the_served_routes() {
         "GET /model",
         "GET /ready",
         "POST /admin/reload",
+        "POST /feedback",
         "POST /predict",
         "POST /predict/batch",
     ];

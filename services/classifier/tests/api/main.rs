@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod edges;
+mod feedback;
 mod health;
+mod inference_log;
 mod malformed;
 mod predict;
 mod roles;

@@ -48,6 +48,13 @@ async fn as_its_own_role_without_migrating_the_classifier_serves_the_champion() 
         .await
         .unwrap();
     assert_eq!(predicted.status(), 200);
+    let fed = client
+        .post(format!("{address}/feedback"))
+        .json(&serde_json::json!({ "customer_id": "7590-VHVEG", "churned": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fed.status(), 202);
     let connected: i64 = sqlx::query_scalar(
         "select count(*) from pg_stat_activity where usename = 'churn_classifier' and datname = $1",
     )
@@ -61,5 +68,26 @@ async fn as_its_own_role_without_migrating_the_classifier_serves_the_champion() 
     );
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+    // Its stop flushed the log: the role inserted both records, and can read neither back.
+    assert_eq!(crate::inference_log::count(&app.db.pool).await, 1);
+    let outcomes: i64 = sqlx::query_scalar("select count(*) from serving.outcomes")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, 1);
+    let own_pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for read in [
+        "select 1 from serving.inference_log limit 1",
+        "select 1 from serving.outcomes limit 1",
+    ] {
+        let refused = sqlx::query(read).fetch_optional(&own_pool).await;
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("permission denied"),
+            "{read}"
+        );
+    }
     app.shutdown().await;
 }

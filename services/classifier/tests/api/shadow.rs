@@ -38,7 +38,7 @@ fn challenger_model() -> churn_automl::ChurnModel {
 }
 
 /// Registers [`challenger_model`] as version 2 and names it challenger.
-async fn register_challenger(app: &churn_service::testing::TestService) {
+pub(crate) async fn register_challenger(app: &churn_service::testing::TestService) {
     let registry = registry(app);
     let info = classifier::TrainingInfo {
         data_path: "seed.csv".into(),
