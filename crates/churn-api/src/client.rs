@@ -226,6 +226,18 @@ pub struct ClassifierClient {
     base: url::Url,
     http: reqwest::Client,
     api_key: Option<String>,
+    /// Declared on batch calls (`source=`), so the classifier's inference log keeps the platform's own
+    /// batches apart from callers' traffic.
+    source: Option<&'static str>,
+}
+
+/// What the platform's own batch calls declare themselves to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSource {
+    /// The generate loop's synthetic customers.
+    Synthetic,
+    /// The customers of a landed file, scored after ingestion.
+    Ingested,
 }
 
 impl std::fmt::Debug for ClassifierClient {
@@ -247,7 +259,17 @@ impl ClassifierClient {
             base,
             http: http_client(timeout),
             api_key,
+            source: None,
         }
+    }
+
+    /// The same client, declaring its batches as `source`.
+    pub fn declaring(mut self, source: BatchSource) -> Self {
+        self.source = Some(match source {
+            BatchSource::Synthetic => "synthetic",
+            BatchSource::Ingested => "ingested",
+        });
+        self
     }
 
     fn post(&self, url: &str) -> reqwest::RequestBuilder {
@@ -291,11 +313,13 @@ impl ClassifierClient {
         customers: &[Customer],
         shadow: bool,
     ) -> Result<BatchPrediction, ClientError> {
-        let query = if shadow {
-            vec![("shadow", "true".to_owned())]
-        } else {
-            Vec::new()
-        };
+        let mut query = Vec::new();
+        if shadow {
+            query.push(("shadow", "true".to_owned()));
+        }
+        if let Some(source) = self.source {
+            query.push(("source", source.to_owned()));
+        }
         let url = join(&self.base, "/predict/batch", &query);
         let request = self.post(&url).json(customers);
         let batch: BatchPrediction =

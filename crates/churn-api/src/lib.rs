@@ -5,7 +5,9 @@
 pub mod client;
 pub mod types;
 
-pub use client::{ClassifierClient, ClientError, SchedulerClient, Synthesized, SynthesizerClient};
+pub use client::{
+    BatchSource, ClassifierClient, ClientError, SchedulerClient, Synthesized, SynthesizerClient,
+};
 pub use types::{
     AuditEntryBody, BATCH_LIMIT_PLACEHOLDER, BatchItem, BatchPrediction, Contribution,
     CustomerBatch, ErrorBody, FeatureImportance, IngestAccepted, IngestedFileBody, ItemStatus,

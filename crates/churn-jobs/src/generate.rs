@@ -190,7 +190,8 @@ impl Generate {
                 classifier_url,
                 classifier_key,
                 params.request_timeout,
-            ),
+            )
+            .declaring(churn_api::BatchSource::Synthetic),
             params,
             pool,
         }

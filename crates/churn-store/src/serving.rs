@@ -68,6 +68,9 @@ pub struct InferenceRow {
     pub item: i32,
     pub predicted_at: DateTime<Utc>,
     pub endpoint: Endpoint,
+    /// `api` or `batch` (the endpoint's), or what a batch's caller declared: `synthetic` (the generate
+    /// loop) or `ingested` (a landed file's scoring), which the real-traffic figures leave out.
+    pub source: &'static str,
     pub caller: Arc<str>,
     pub customer_id: Option<Arc<str>>,
     /// Shared by a request's champion and shadow rows; serialized as `features` by the writer.
@@ -88,6 +91,7 @@ impl InferenceRow {
             && (0.0..=1.0).contains(&self.threshold)
             && self.label == (self.probability >= self.threshold)
             && self.item >= 0
+            && ["api", "batch", "synthetic", "ingested"].contains(&self.source)
             && self.latency_us >= 0
             && (1..=100).contains(&self.caller.chars().count())
             && self
@@ -131,7 +135,7 @@ fn encode_inference_rows(rows: &[InferenceRow]) -> Vec<u8> {
         let micros = row.predicted_at.timestamp_micros() - PG_EPOCH_MICROS;
         field(&mut out, &micros.to_be_bytes());
         field(&mut out, row.endpoint.as_str().as_bytes());
-        field(&mut out, row.endpoint.source().as_bytes());
+        field(&mut out, row.source.as_bytes());
         field(&mut out, row.caller.as_bytes());
         match &row.customer_id {
             Some(id) => field(&mut out, id.as_bytes()),

@@ -133,10 +133,33 @@ impl QueryParams for ExplainParams {
 struct ShadowParams {
     /// Also score the batch with the shadow model (the registry's challenger), when one is loaded.
     shadow: Option<bool>,
+    /// The platform's own batches say what they are, so that the inference log keeps them apart from
+    /// callers' traffic: `synthetic` (the generate loop) or `ingested` (a landed file's scoring).
+    source: Option<DeclaredSource>,
+}
+
+/// What a batch's caller may declare it to be.
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum DeclaredSource {
+    Synthetic,
+    Ingested,
+}
+
+impl DeclaredSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeclaredSource::Synthetic => "synthetic",
+            DeclaredSource::Ingested => "ingested",
+        }
+    }
 }
 
 impl QueryParams for ShadowParams {
-    const RULES: &'static [(&'static str, &'static str)] = &[("shadow", "must be true or false")];
+    const RULES: &'static [(&'static str, &'static str)] = &[
+        ("shadow", "must be true or false"),
+        ("source", "must be synthetic or ingested"),
+    ];
 }
 
 fn record(probability: f64, churn: bool) {
@@ -251,6 +274,10 @@ async fn predict_batch(
     // Refused only once the body is read: a connection whose body was left unread is closed, and a
     // client reusing it fails instead of reading the 400.
     let ApiQuery(query) = query?;
+    let mut request = request;
+    if let Some(source) = query.source {
+        request.source = source.as_str();
+    }
     let with_shadow = query.shadow.unwrap_or(false);
     let items = batch_items(&body)?;
     if items.is_empty() {

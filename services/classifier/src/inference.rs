@@ -25,6 +25,8 @@ pub struct Item {
 pub struct Request {
     pub id: Ulid,
     pub endpoint: Endpoint,
+    /// The endpoint's source, or the one a batch's caller declared (`synthetic`, `ingested`).
+    pub source: &'static str,
     pub caller: Arc<str>,
     pub started: Instant,
     pub predicted_at: DateTime<Utc>,
@@ -35,6 +37,7 @@ impl Request {
         Self {
             id,
             endpoint,
+            source: endpoint.source(),
             caller: caller.map_or_else(|| ANONYMOUS.into(), |c| c.0),
             started: Instant::now(),
             predicted_at: Utc::now(),
@@ -65,6 +68,7 @@ impl Request {
             item: i32::try_from(item.index).unwrap_or(i32::MAX),
             predicted_at: self.predicted_at,
             endpoint: self.endpoint,
+            source: self.source,
             caller: self.caller.clone(),
             customer_id: item.customer_id.clone(),
             customer: item.customer.clone(),

@@ -228,7 +228,8 @@ fn ingest_jobs(
             .as_ref()
             .map(|k| k.expose().to_owned()),
         Duration::from_secs(60),
-    );
+    )
+    .declaring(churn_api::BatchSource::Ingested);
     let scorer =
         churn_ingest::Scorer::new(infra.pool.clone(), infra.objects.store.clone(), classifier)
             .reading_like(&ingestor);

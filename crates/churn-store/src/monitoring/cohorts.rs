@@ -199,7 +199,8 @@ pub async fn logged_predictions(
                        and c.observed_at >= l.predicted_at
                   left join by_request i on i.request_id = l.request_id and i.item = l.item
                   left join by_request r on r.request_id = l.request_id and r.item is null
-                  where l.model_name = %L and l.predicted_at >= %L::timestamptz)
+                  where l.model_name = %L and l.predicted_at >= %L::timestamptz
+                    and l.source in (''api'', ''batch''))
                 to stdout (format binary)',
                'api', $1::text, $2::timestamptz) as "statement!""#,
         model_name,
