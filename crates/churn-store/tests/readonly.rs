@@ -7,14 +7,16 @@ use churn_testkit::TestDb;
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, SqlSafeStr, SqlStr};
 
 /// V6's views in the monitoring schema, which BI tools read instead of the raw tables.
-const MONITORING_VIEWS: [&str; 11] = [
+const MONITORING_VIEWS: [&str; 13] = [
     "aliases",
     "customer_arrivals",
     "dbt_node_results",
     "feature_importance",
+    "inference_requests",
     "ingested_files",
     "job_runs",
     "model_versions",
+    "outcome_arrivals",
     "predictions",
     "promotion_decisions",
     "rejected_rows",
@@ -72,7 +74,13 @@ async fn the_readonly_role_reads_the_marts_and_monitoring_and_nothing_else() {
         .await
         .unwrap();
     assert_eq!(rows, 1, "a mart table created later is readable");
-    for table in ["model_metrics", "drift", "drift_runs", "calibration"] {
+    for table in [
+        "model_metrics",
+        "drift",
+        "drift_runs",
+        "calibration",
+        "cohort_metrics",
+    ] {
         let sql = select_from("count(*)", "monitoring", table);
         assert_eq!(
             sqlstate(&mut ro, sql.clone()).await,
@@ -100,10 +108,13 @@ async fn the_readonly_role_reads_the_marts_and_monitoring_and_nothing_else() {
     }
 
     // 42501: insufficient privilege. The raw warehouse, the registry (artifact locations, run
-    // parameters), the raw ops tables (refused records verbatim), dbt's staging and snapshots.
+    // parameters), the raw ops tables (refused records verbatim), the inference log and outcomes
+    // (features, callers' customer ids), dbt's staging and snapshots.
     for (schema, table) in [
         ("churn", "customers"),
         ("churn", "classified"),
+        ("serving", "inference_log"),
+        ("serving", "outcomes"),
         ("registry", "model_versions"),
         ("registry", "runs"),
         ("registry", "run_params"),

@@ -25,8 +25,18 @@
 -- every prediction an outcome received since the last build judges (by request id or by the caller's
 -- customer id), so outcomes that arrive weeks later reach the fact. Rows are merged on inference_key;
 -- loaded_at is never rewritten.
+--
+-- Callers' traffic only (api, batch): the platform's own batches (synthetic, ingested) are in the log too,
+-- and their predictions are fct_churn_prediction's.
 
 with
+
+callers as (
+
+    select * from {{ ref('stg_serving__inference_log') }}
+    where traffic_source in ('api', 'batch')
+
+),
 
 {% if is_incremental() %}
 watermark as (
@@ -52,7 +62,7 @@ fed as (
 logged as (
 
     select *
-    from {{ ref('stg_serving__inference_log') }} as log
+    from callers as log
     where log.predicted_at >= (select predicted_after from watermark)
         and not exists (
             select 1 from {{ this }} as loaded
@@ -64,20 +74,20 @@ logged as (
     union
 
     select *
-    from {{ ref('stg_serving__inference_log') }}
+    from callers
     where request_id in (select request_id from fed where request_id is not null)
 
     union
 
     select *
-    from {{ ref('stg_serving__inference_log') }}
+    from callers
     where caller_customer_id in (select caller_customer_id from fed where caller_customer_id is not null)
 
 ),
 {% else %}
 logged as (
 
-    select * from {{ ref('stg_serving__inference_log') }}
+    select * from callers
 
 ),
 {% endif %}
@@ -140,7 +150,8 @@ final as (
         on dim_model_version.model_name = logged.model_name
         and dim_model_version.model_version = logged.model_version
     left join lateral (
-        -- the latest observation of the request's item (or the whole request) or of the customer
+        -- the latest observation of the request's item (or the whole request), or of the customer at or
+        -- after the prediction (one observed before it describes the customer's past): the metrics job's rule
         select judged.actual_churn_label, judged.observed_at
         from (
             select outcome_id, actual_churn_label, observed_at
@@ -153,6 +164,7 @@ final as (
             select outcome_id, actual_churn_label, observed_at
             from {{ ref('stg_serving__outcomes') }} as by_customer
             where by_customer.caller_customer_id = logged.caller_customer_id
+                and by_customer.observed_at >= logged.predicted_at
         ) as judged
         order by judged.observed_at desc, judged.outcome_id desc
         limit 1

@@ -135,6 +135,7 @@ struct ShadowParams {
     shadow: Option<bool>,
     /// The platform's own batches say what they are, so that the inference log keeps them apart from
     /// callers' traffic: `synthetic` (the generate loop) or `ingested` (a landed file's scoring).
+    #[param(inline)]
     source: Option<DeclaredSource>,
 }
 

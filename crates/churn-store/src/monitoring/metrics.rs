@@ -100,33 +100,6 @@ pub async fn insert_live_metrics(pool: &PgPool, rows: &[LiveMetrics]) -> Result<
     Ok(ids)
 }
 
-/// The newest live ROC AUC of a version on the window named `window_name`, computed after `since` on at
-/// least `min_samples` rows: (ROC AUC, rows, metric id).
-pub async fn latest_live_auc(
-    pool: &PgPool,
-    model_name: &str,
-    version: VersionNumber,
-    window_name: &str,
-    since: DateTime<Utc>,
-    min_samples: i64,
-) -> Result<Option<(f64, i64, i64)>, Error> {
-    Ok(sqlx::query!(
-        r#"select roc_auc as "roc_auc!", n_samples::int8 as "n_samples!", metric_id
-           from monitoring.model_metrics
-           where model_name = $1 and model_version = $2 and metric_type = 'scheduled'
-             and window_name = $3 and computed_at > $4 and n_samples >= $5::int8 and roc_auc is not null
-           order by computed_at desc limit 1"#,
-        model_name,
-        version.get(),
-        window_name,
-        since,
-        min_samples,
-    )
-    .fetch_optional(pool)
-    .await?
-    .map(|r| (r.roc_auc, r.n_samples, r.metric_id)))
-}
-
 /// Where a row of `monitoring.model_metrics` was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(type_name = "text", rename_all = "snake_case")]

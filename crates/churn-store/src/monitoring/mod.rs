@@ -26,8 +26,7 @@ pub use drift::{
 };
 pub use logged::{LoggedPrediction, NewOutcome, insert_inference_log, insert_outcomes};
 pub use metrics::{
-    CalibrationBin, LiveMetrics, MetricSummary, MetricType, insert_live_metrics, latest_live_auc,
-    metric_summaries,
+    CalibrationBin, LiveMetrics, MetricSummary, MetricType, insert_live_metrics, metric_summaries,
 };
 pub use predictions::{
     LabelledPredictions, PairedPredictions, labelled_predictions, paired_predictions,

@@ -231,6 +231,41 @@ async fn an_invalid_customer_id_is_a_422_naming_the_field_value_and_rule() {
 }
 
 #[tokio::test]
+async fn the_platforms_own_batches_are_logged_with_the_source_they_declare() {
+    let app = spawn_with_champion(&[("INFERENCE_LOG_FLUSH_MS", "20")]).await;
+    let items: Vec<Value> = seed().iter().take(3).map(customer_json).collect();
+    let mut ids = HashMap::new();
+    for source in ["synthetic", "ingested"] {
+        let (status, body) = crate::post(
+            &app,
+            &format!("/predict/batch?source={source}"),
+            &Value::Array(items.clone()),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        ids.insert(body["request_id"].as_str().unwrap().to_owned(), source);
+    }
+    let (status, body) = crate::post(&app, "/predict/batch", &Value::Array(items.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    ids.insert(body["request_id"].as_str().unwrap().to_owned(), "batch");
+    // A caller cannot pass its traffic off as anything else.
+    let (status, body) = crate::post(
+        &app,
+        "/predict/batch?source=api",
+        &Value::Array(items.clone()),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("synthetic or ingested"), "{body}");
+
+    assert_eq!(wait_for_rows(&app.db.pool, 9).await, 9);
+    for ((id, _, _), row) in rows(&app.db.pool).await {
+        assert_eq!(row.source, ids[&id], "request {id}");
+        assert_eq!(row.endpoint, "batch");
+    }
+}
+
+#[tokio::test]
 async fn shadow_scores_of_a_batch_are_logged_as_the_shadow_arm() {
     let app = spawn_with_champion(&[("INFERENCE_LOG_FLUSH_MS", "20")]).await;
     crate::shadow::register_challenger(&app).await;

@@ -39,14 +39,17 @@ async fn the_dbt_job_builds_incrementally_keeps_history_and_names_the_test_a_bro
         );
     }
     log_calls(&stack, 0, 300).await;
-    // Outcomes for the first 100 customers by customer id, one of them observed twice (the later wins),
-    // and one for the whole of a request.
+    // Outcomes for the first 100 customers by customer id, observed after their calls (one observed
+    // before a call does not judge it), two of them observed twice (the later wins), and one for the whole
+    // of a request. c-3's only outcome predates its call: it stays unlabelled.
     sqlx::raw_sql(
         "insert into serving.outcomes (customer_id, churned, observed_at, source, caller)
-         select 'c-' || g, g % 2 = 0, now() - interval '1 day', 'api', 'crm' from generate_series(1, 100) g;
+         select 'c-' || g, g % 2 = 0, now() + interval '1 hour', 'api', 'crm'
+         from generate_series(1, 100) g where g <> 3;
          insert into serving.outcomes (customer_id, churned, observed_at, source, caller)
-         values ('c-2', false, now() - interval '2 days', 'ingested', 'ingest'),
-                ('c-1', true, now(), 'api', 'crm');
+         values ('c-2', false, now() + interval '30 minutes', 'ingested', 'ingest'),
+                ('c-1', true, now() + interval '2 hours', 'api', 'crm'),
+                ('c-3', true, now() - interval '1 day', 'api', 'crm');
          insert into serving.outcomes (request_id, churned, observed_at, source, caller)
          select request_id, true, now(), 'api', 'crm' from serving.inference_log
          where customer_id = 'c-200';",
@@ -85,7 +88,7 @@ async fn the_dbt_job_builds_incrementally_keeps_history_and_names_the_test_a_bro
     let labelled =
         "select count(*) from marts.fct_inference_log where actual_churn_label is not null";
     assert_eq!(stack.count(logged).await, 300);
-    assert_eq!(stack.count(labelled).await, 101);
+    assert_eq!(stack.count(labelled).await, 100);
     assert_eq!(
         stack.count("select count(*) from marts.fct_outcomes").await,
         103
@@ -103,8 +106,8 @@ async fn the_dbt_job_builds_incrementally_keeps_history_and_names_the_test_a_bro
         (false, true) => "false negative",
         (false, false) => "true negative",
     };
-    // The latest observation wins: c-1 stayed a day ago and churned now; c-2 stayed two days ago (an
-    // ingested file) and churned a day ago.
+    // The latest observation wins: c-1 stayed in an hour and churned in two; c-2 stayed in half an hour
+    // (an ingested file) and churned in an hour.
     assert_eq!(
         latest,
         [
@@ -155,7 +158,7 @@ async fn the_dbt_job_builds_incrementally_keeps_history_and_names_the_test_a_bro
     assert_eq!(second["status"], "succeeded", "{second}");
     assert_eq!(stack.count(facts).await, 4000);
     assert_eq!(stack.count(logged).await, 400);
-    assert_eq!(stack.count(labelled).await, 102);
+    assert_eq!(stack.count(labelled).await, 101);
     assert_eq!(
         stack
             .count(
