@@ -393,10 +393,10 @@ mod tests {
     }
 
     #[test]
-    fn the_compiled_in_specification_names_ten_questions_that_fit_the_grid() {
+    fn the_compiled_in_specification_names_fourteen_questions_that_fit_the_grid() {
         let spec: Value = serde_json::from_str(SPEC).unwrap();
         let questions = spec["questions"].as_array().unwrap();
-        assert_eq!(questions.len(), 10);
+        assert_eq!(questions.len(), 14);
         for q in questions {
             let width = q["size_x"].as_i64().unwrap();
             assert!(width > 0 && width <= GRID_COLUMNS, "{q}");
